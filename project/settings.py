@@ -1,0 +1,209 @@
+"""Partwise settings: every value comes from the environment, with embedded development defaults.
+
+`make run` needs no variable at all (SQLite, the embedded SeaweedFS, a file-based Celery broker).
+Production sets DATABASE_URL, AWS_*, CELERY_BROKER_URL and the DJANGO_* knobs; see README.md.
+"""
+
+from datetime import timedelta
+
+import environ
+
+from .embedded import (
+    BASE_DIR,
+    EMBEDDED_S3_ENDPOINT,
+    VAR_DIR,
+    dev_s3_credentials,
+    dev_secret_key,
+)
+
+env = environ.Env()
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or dev_secret_key()
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "uploads",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+WSGI_APPLICATION = "project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "frontend" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'partwise.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes (server, worker, beat) share the file: wait for locks instead of failing,
+    # and take the write lock at BEGIN so compare-and-set updates never deadlock on upgrade.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "frontend" / "static"]
+STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static"))
+LOGIN_URL = "/admin/login/"
+LOGIN_REDIRECT_URL = "/"
+
+# Request bodies of the JSON API are small; anything larger is refused with a JSON 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_MAX_REQUEST_BODY", default=1024 * 1024)
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- REST API ------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first, so that a request without credentials answers 401, not 403.
+        "rest_framework.authentication.TokenAuthentication",
+        "uploads.api.authentication.CsrfSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["uploads.api.parsers.BoundedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("API_THROTTLE_ANON", default="60/min"),
+        "user": env.str("API_THROTTLE_USER", default="6000/min"),
+    },
+    "EXCEPTION_HANDLER": "uploads.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+CACHES = {
+    # The throttles count requests in the cache; use a shared one (Redis) with several processes.
+    "default": env.cache("CACHE_URL", default="locmemcache://partwise"),
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Partwise API",
+    "DESCRIPTION": "Resumable direct-to-S3 multipart uploads.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- S3 ------------------------------------------------------------------------------------
+# An unset AWS_S3_ENDPOINT_URL means the embedded SeaweedFS; set it to "" to talk to AWS itself.
+AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default=EMBEDDED_S3_ENDPOINT) or None
+AWS_S3_PUBLIC_ENDPOINT_URL = (
+    env.str("AWS_S3_PUBLIC_ENDPOINT_URL", default="") or AWS_S3_ENDPOINT_URL
+)
+AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="us-east-1")
+_embedded_s3 = AWS_S3_ENDPOINT_URL == EMBEDDED_S3_ENDPOINT
+_dev_credentials = dev_s3_credentials() if _embedded_s3 else {}
+AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default="") or _dev_credentials.get(
+    "AWS_ACCESS_KEY_ID"
+)
+AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default="") or _dev_credentials.get(
+    "AWS_SECRET_ACCESS_KEY"
+)
+
+# --- Uploads (read through uploads.conf at call time) ---------------------------------------
+UPLOADS_BUCKET = env.str("UPLOADS_BUCKET", default="partwise")
+UPLOADS_KEY_PREFIX = env.str("UPLOADS_KEY_PREFIX", default="uploads/")
+UPLOADS_MAX_SIZE = env.int("UPLOADS_MAX_SIZE", default=5 * 1024**4)  # 5 TiB, S3's object limit
+UPLOADS_PART_SIZE = env.int("UPLOADS_PART_SIZE", default=8 * 1024**2)
+UPLOADS_ALLOWED_TYPES = env.list("UPLOADS_ALLOWED_TYPES", default=[])  # empty: any type
+UPLOADS_URL_EXPIRY = env.int("UPLOADS_URL_EXPIRY", default=900)
+UPLOADS_STALE_AFTER = env.int("UPLOADS_STALE_AFTER", default=7 * 24 * 3600)
+UPLOADS_SIGN_BATCH_MAX = env.int("UPLOADS_SIGN_BATCH_MAX", default=1000)
+UPLOADS_CORS_ORIGINS = env.list(
+    "UPLOADS_CORS_ORIGINS", default=["http://127.0.0.1:8000", "http://localhost:8000"]
+)
+
+# --- Celery --------------------------------------------------------------------------------
+# The default broker keeps messages in files under var/: no server to install for `make run`.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {
+        "data_folder_in": str(VAR_DIR / "celery" / "queue"),
+        "data_folder_out": str(VAR_DIR / "celery" / "queue"),
+        "processed_folder": str(VAR_DIR / "celery" / "processed"),
+        "store_processed": False,
+    }
+    if CELERY_BROKER_URL.startswith("filesystem")
+    else {}
+)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    # Hourly is plenty: uploads expire after days, and each run is one indexed query.
+    "expire-stale-uploads": {
+        "task": "uploads.tasks.expire_stale_uploads",
+        "schedule": timedelta(hours=1),
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "uploads": {"handlers": ["console"], "level": env.str("UPLOADS_LOG_LEVEL", "INFO")}
+    },
+}

@@ -1,0 +1,83 @@
+"""Shared fixtures: users, API clients, and the moto chain aws_credentials -> s3 -> bucket -> storage.
+
+The unit tier swaps the S3 endpoint for moto's in-process mock; the integration tier
+(tests/integration/conftest.py) points the same settings at a real SeaweedFS.
+"""
+
+from collections.abc import Iterator
+
+import pytest
+from django.contrib.auth import get_user_model
+from moto import mock_aws
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from uploads.storage import MultipartStorage, get_storage, reset_storage
+
+BUCKET = "partwise-test"
+
+
+@pytest.fixture(autouse=True)
+def _no_throttling_by_default(settings) -> None:
+    # Throttling has its own tests; elsewhere it would make test order matter.
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_CLASSES": [],
+    }
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch, settings) -> None:
+    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    settings.AWS_ACCESS_KEY_ID = "testing"
+    settings.AWS_SECRET_ACCESS_KEY = "testing"
+    settings.AWS_S3_REGION_NAME = "us-east-1"
+    settings.AWS_S3_ENDPOINT_URL = None
+    settings.AWS_S3_PUBLIC_ENDPOINT_URL = None
+
+
+@pytest.fixture
+def s3(aws_credentials) -> Iterator[None]:
+    reset_storage()
+    with mock_aws():
+        yield
+    reset_storage()
+
+
+@pytest.fixture
+def bucket(s3, settings) -> str:
+    settings.UPLOADS_BUCKET = BUCKET
+    get_storage().create_bucket()
+    return BUCKET
+
+
+@pytest.fixture
+def storage(bucket) -> MultipartStorage:
+    return get_storage()
+
+
+@pytest.fixture
+def user(db):
+    return get_user_model().objects.create_user("alice", password="correct horse battery")
+
+
+@pytest.fixture
+def other_user(db):
+    return get_user_model().objects.create_user("mallory", password="correct horse battery")
+
+
+@pytest.fixture
+def api_client(user) -> APIClient:
+    client = APIClient()
+    token = Token.objects.create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def other_client(other_user) -> APIClient:
+    client = APIClient()
+    token = Token.objects.create(user=other_user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client

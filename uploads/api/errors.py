@@ -1,0 +1,65 @@
+"""The one exception handler of the API: every error is `{"code", "detail", ...}` JSON.
+
+UploadErrors from the services keep their status and code (and extra fields such as
+`missing_parts`); DRF's own errors keep their status and take their code from DRF's
+`default_code`; validation errors add the per-field messages under `errors`.
+"""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from ..exceptions import UploadError
+
+
+def _first_code(codes: Any) -> str:
+    if isinstance(codes, str):
+        return codes
+    if isinstance(codes, list) and codes:
+        return _first_code(codes[0])
+    if isinstance(codes, dict) and codes:
+        return _first_code(next(iter(codes.values())))
+    return "invalid"
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, UploadError):
+        set_rollback()
+        body = {"code": exc.code, "detail": exc.detail, **exc.extra}
+        return Response(body, status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            {"code": "request_too_large", "detail": "The request body is too large."},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        return None  # a genuine bug: let Django log it and answer 500
+
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
+    set_rollback()
+    if isinstance(exc, exceptions.ValidationError):
+        body: dict[str, Any] = {
+            "code": "invalid",
+            "detail": "The request is not valid.",
+            "errors": exc.detail,
+        }
+        if isinstance(exc.detail, dict) and "non_field_errors" in exc.detail:
+            body["detail"] = str(exc.detail["non_field_errors"][0])
+        elif isinstance(exc.detail, list) and exc.detail:
+            body["detail"] = str(exc.detail[0])
+            body.pop("errors")
+    else:
+        body = {"code": _first_code(exc.get_codes()), "detail": str(exc.detail)}
+    return Response(body, status=exc.status_code, headers=headers)

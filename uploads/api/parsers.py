@@ -1,0 +1,30 @@
+"""A JSON parser that refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE with a JSON 413.
+
+DRF reads the request stream itself, bypassing Django's own size check on `request.body`, so
+the limit is enforced here, also for chunked bodies without a Content-Length.
+"""
+
+import io
+from typing import Any
+
+from django.conf import settings
+from rest_framework import exceptions, parsers
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = 413
+    default_code = "request_too_large"
+    default_detail = "The request body is too large."
+
+
+class BoundedJSONParser(parsers.JSONParser):
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        request = (parser_context or {}).get("request")
+        declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+        if declared and str(declared).isdigit() and int(declared) > limit:
+            raise RequestTooLarge(f"The request body exceeds {limit} bytes.")
+        body = stream.read(limit + 1) if stream is not None else b""
+        if len(body) > limit:
+            raise RequestTooLarge(f"The request body exceeds {limit} bytes.")
+        return super().parse(io.BytesIO(body), media_type, parser_context)

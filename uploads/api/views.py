@@ -1,0 +1,162 @@
+"""The REST API: one thin class per resource; each method parses, calls one service, serialises."""
+
+import uuid
+from typing import Any
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import services
+from ..models import Upload
+from .serializers import (
+    ErrorSerializer,
+    ReportPartsInputSerializer,
+    SignedPartsSerializer,
+    SignPartsInputSerializer,
+    UploadCreateInputSerializer,
+    UploadDetailSerializer,
+    UploadListQuerySerializer,
+    UploadSerializer,
+)
+
+ERRORS = {
+    code: OpenApiResponse(ErrorSerializer, description=text)
+    for code, text in {
+        400: "invalid input",
+        401: "not authenticated",
+        403: "not allowed (e.g. CSRF failed)",
+        404: "not yours or absent",
+        409: "wrong state for this call",
+        413: "too large",
+        415: "type not allowed",
+        429: "throttled",
+        502: "storage failed",
+    }.items()
+}
+
+
+class NewestFirst(CursorPagination):
+    ordering = "-created_at"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+def get_own_upload(request: Request, pk: str) -> Upload:
+    """The caller's upload; another user's upload and a malformed id are both a plain 404."""
+    try:
+        upload_id = uuid.UUID(str(pk))
+    except ValueError:
+        raise Http404 from None
+    try:
+        return services.uploads_of(request.user).get(pk=upload_id)
+    except Upload.DoesNotExist:
+        raise Http404 from None
+
+
+class UploadListApi(APIView):
+    @extend_schema(
+        parameters=[UploadListQuerySerializer],
+        responses={200: UploadSerializer(many=True), **ERRORS},
+        summary="The caller's uploads, newest first",
+    )
+    def get(self, request: Request) -> Response:
+        query = UploadListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        uploads = services.uploads_of(request.user)
+        if "status" in query.validated_data:
+            uploads = uploads.filter(status=query.validated_data["status"])
+        if "fingerprint" in query.validated_data:
+            uploads = uploads.filter(fingerprint=query.validated_data["fingerprint"])
+        paginator = NewestFirst()
+        page = paginator.paginate_queryset(uploads, request, view=self)
+        return paginator.get_paginated_response(UploadSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=UploadCreateInputSerializer,
+        responses={201: UploadDetailSerializer, 200: UploadDetailSerializer, **ERRORS},
+        summary="Start an upload (idempotent with client_token)",
+    )
+    def post(self, request: Request) -> Response:
+        data = UploadCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload, created = services.start_upload(owner=request.user, **data.validated_data)
+        body = UploadDetailSerializer(services.with_parts(upload)).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class UploadDetailApi(APIView):
+    @extend_schema(
+        responses={200: UploadDetailSerializer, **ERRORS},
+        summary="One upload with its parts, reconciled with S3",
+    )
+    def get(self, request: Request, pk: str) -> Response:
+        upload = services.upload_status(get_own_upload(request, pk), by=request.user)
+        return Response(UploadDetailSerializer(upload).data)
+
+    @extend_schema(
+        responses={200: UploadSerializer, **ERRORS},
+        summary="Abort the upload (idempotent; a completed upload answers 409)",
+    )
+    def delete(self, request: Request, pk: str) -> Response:
+        upload = services.abort_upload(get_own_upload(request, pk), by=request.user)
+        return Response(UploadSerializer(upload).data)
+
+
+class UploadSignApi(APIView):
+    @extend_schema(
+        request=SignPartsInputSerializer,
+        responses={200: SignedPartsSerializer, **ERRORS},
+        summary="Presigned UploadPart URLs for a batch of parts",
+    )
+    def post(self, request: Request, pk: str) -> Response:
+        upload = get_own_upload(request, pk)
+        data = SignPartsInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        parts = [services.PartToSign(**part) for part in data.validated_data["parts"]]
+        signed = services.sign_parts(upload, parts=parts, by=request.user)
+        return Response(SignedPartsSerializer({"parts": signed}).data)
+
+
+class UploadPartsApi(APIView):
+    @extend_schema(
+        request=ReportPartsInputSerializer,
+        responses={200: UploadSerializer, **ERRORS},
+        summary="Record uploaded parts; answers the progress",
+    )
+    def post(self, request: Request, pk: str) -> Response:
+        upload = get_own_upload(request, pk)
+        data = ReportPartsInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        parts = [services.ReportedPart(**part) for part in data.validated_data["parts"]]
+        upload = services.record_parts(upload, parts=parts, by=request.user)
+        return Response(UploadSerializer(upload).data)
+
+
+class UploadCompleteApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={200: UploadDetailSerializer, **ERRORS},
+        summary="Check every part against S3 and complete the object",
+    )
+    def post(self, request: Request, pk: str) -> Response:
+        upload = services.complete_upload(get_own_upload(request, pk), by=request.user)
+        return Response(UploadDetailSerializer(upload).data)
+
+
+@extend_schema(exclude=True)
+class ApiNotFound(APIView):
+    """Any other path under /api/: a JSON 404 rather than Django's HTML page."""
+
+    permission_classes: list[Any] = []
+    authentication_classes: list[Any] = []
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        raise Http404
+
+    post = put = patch = delete = get

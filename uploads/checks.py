@@ -1,0 +1,32 @@
+"""System checks for the uploads app (ids uploads.E00x / uploads.W00x)."""
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+from .conf import KNOWN_SETTINGS
+from .parts import MAX_PART_SIZE, MIN_PART_SIZE
+
+E001_BUCKET_MISSING = "UPLOADS_BUCKET is empty: set it to the bucket that holds uploads."
+E002_PART_SIZE = f"UPLOADS_PART_SIZE must be between {MIN_PART_SIZE} and {MAX_PART_SIZE} bytes."
+E003_PREFIX = "UPLOADS_KEY_PREFIX must be non-empty and end with '/'."
+W001_UNKNOWN_SETTING = "Unknown setting {name}: it has no effect (a typo?)."
+
+
+@register()
+def check_upload_settings(app_configs: Any = None, **kwargs: Any) -> list:
+    """Refuse settings that would make uploads fail later, at a worse time."""
+    problems: list = []
+    if not settings.UPLOADS_BUCKET:
+        problems.append(Error(E001_BUCKET_MISSING, id="uploads.E001"))
+    if not MIN_PART_SIZE <= settings.UPLOADS_PART_SIZE <= MAX_PART_SIZE:
+        problems.append(Error(E002_PART_SIZE, id="uploads.E002"))
+    prefix = settings.UPLOADS_KEY_PREFIX
+    if not prefix or not prefix.endswith("/"):
+        # An empty prefix would let cleanup touch every multipart upload in the bucket.
+        problems.append(Error(E003_PREFIX, id="uploads.E003"))
+    for name in dir(settings):
+        if name.startswith("UPLOADS_") and name not in KNOWN_SETTINGS:
+            problems.append(Warning(W001_UNKNOWN_SETTING.format(name=name), id="uploads.W001"))
+    return problems

@@ -1,0 +1,51 @@
+"""The app's own settings, read from django.conf.settings at call time.
+
+This is the only module that reads the UPLOADS_* names, so pytest-django's `settings` fixture
+(and any override) takes effect without a restart.
+"""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+KNOWN_SETTINGS = frozenset(
+    {
+        "UPLOADS_BUCKET",
+        "UPLOADS_KEY_PREFIX",
+        "UPLOADS_MAX_SIZE",
+        "UPLOADS_PART_SIZE",
+        "UPLOADS_ALLOWED_TYPES",
+        "UPLOADS_URL_EXPIRY",
+        "UPLOADS_STALE_AFTER",
+        "UPLOADS_SIGN_BATCH_MAX",
+        "UPLOADS_CORS_ORIGINS",
+    }
+)
+
+
+@dataclass(frozen=True)
+class UploadSettings:
+    bucket: str
+    key_prefix: str
+    max_size: int
+    part_size: int
+    allowed_types: tuple[str, ...]
+    url_expiry: int
+    stale_after: int
+    sign_batch_max: int
+    cors_origins: tuple[str, ...]
+
+
+def upload_settings() -> UploadSettings:
+    """Return the current UPLOADS_* settings."""
+    return UploadSettings(
+        bucket=settings.UPLOADS_BUCKET,
+        key_prefix=settings.UPLOADS_KEY_PREFIX,
+        max_size=settings.UPLOADS_MAX_SIZE,
+        part_size=settings.UPLOADS_PART_SIZE,
+        allowed_types=tuple(settings.UPLOADS_ALLOWED_TYPES),
+        url_expiry=settings.UPLOADS_URL_EXPIRY,
+        stale_after=settings.UPLOADS_STALE_AFTER,
+        sign_batch_max=settings.UPLOADS_SIGN_BATCH_MAX,
+        cors_origins=tuple(settings.UPLOADS_CORS_ORIGINS),
+    )

@@ -1,0 +1,59 @@
+"""Pure part planning: how a file of a given size is cut into S3 multipart parts.
+
+No Django, no I/O. The limits are S3's, from
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html
+"""
+
+from dataclasses import dataclass
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+TiB = 1024 * GiB
+
+MIN_PART_SIZE = 5 * MiB  # every part but the last must be at least 5 MiB
+MAX_PART_SIZE = 5 * GiB  # no part may exceed 5 GiB
+MAX_PARTS = 10_000  # part numbers run from 1 to 10,000
+MAX_OBJECT_SIZE = 5 * TiB  # the largest object S3 stores
+
+
+@dataclass(frozen=True)
+class PartPlan:
+    """How an upload of `size` bytes is cut: `part_count` parts of `part_size`, the last shorter."""
+
+    size: int
+    part_size: int
+    part_count: int
+
+    def size_of(self, number: int) -> int:
+        """The exact byte length of part `number` (1-based)."""
+        if not 1 <= number <= self.part_count:
+            raise ValueError(f"part {number} is outside 1..{self.part_count}")
+        if number < self.part_count:
+            return self.part_size
+        return self.size - self.part_size * (self.part_count - 1)
+
+    def offset_of(self, number: int) -> int:
+        """The byte offset in the file where part `number` starts."""
+        return (number - 1) * self.part_size
+
+
+def plan_parts(size: int, preferred_part_size: int) -> PartPlan:
+    """Cut `size` bytes into parts of `preferred_part_size`, raised just enough for 10,000 parts.
+
+    A 0-byte file is one empty part (S3 accepts an empty last part). Raises ValueError for sizes
+    S3 cannot store or a preferred part size outside S3's limits.
+    """
+    if size < 0 or size > MAX_OBJECT_SIZE:
+        raise ValueError(f"size must be between 0 and {MAX_OBJECT_SIZE}")
+    if not MIN_PART_SIZE <= preferred_part_size <= MAX_PART_SIZE:
+        raise ValueError(f"part size must be between {MIN_PART_SIZE} and {MAX_PART_SIZE}")
+    if size == 0:
+        return PartPlan(size=0, part_size=preferred_part_size, part_count=1)
+    # Ceiling division: the smallest part size that fits the file into MAX_PARTS parts,
+    # rounded up to a whole MiB so that part boundaries stay friendly to readers and caches.
+    smallest = -(-size // MAX_PARTS)
+    smallest = -(-smallest // MiB) * MiB
+    part_size = max(preferred_part_size, smallest)
+    part_count = -(-size // part_size)
+    return PartPlan(size=size, part_size=part_size, part_count=part_count)
