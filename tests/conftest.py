@@ -1,4 +1,4 @@
-"""Shared fixtures: users, API clients, and the moto chain aws_credentials -> s3 -> bucket -> storage.
+"""Shared fixtures: users, API clients, and the moto chain aws_credentials -> s3 -> bucket.
 
 The unit tier swaps the S3 endpoint for moto's in-process mock; the integration tier
 (tests/integration/conftest.py) points the same settings at a real SeaweedFS.

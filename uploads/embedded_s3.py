@@ -125,7 +125,9 @@ class SeaweedFS:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"weed mini exited with {self.process.returncode}; see {log_path}")
+                raise RuntimeError(
+                    f"weed mini exited with {self.process.returncode}; see {log_path}"
+                )
             if self.ready():
                 return self
             time.sleep(0.3)
