@@ -6,11 +6,13 @@ repository, and the embedded SeaweedFS is started with the same keys.
 """
 
 import json
+import os
 import secrets
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
+# PARTWISE_VAR_DIR moves all local state elsewhere (tests run `make run`'s command in a temp dir).
+VAR_DIR = Path(os.environ.get("PARTWISE_VAR_DIR") or BASE_DIR / "var")
 EMBEDDED_S3_ENDPOINT = "http://127.0.0.1:8333"
 CREDENTIALS_FILE = VAR_DIR / "dev-s3-credentials.json"
 

@@ -5,6 +5,7 @@ Production sets DATABASE_URL, AWS_*, CELERY_BROKER_URL and the DJANGO_* knobs; s
 """
 
 from datetime import timedelta
+from pathlib import Path
 
 import environ
 
@@ -34,6 +35,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "uploads",
+    "uploads.tokens",
 ]
 
 MIDDLEWARE = [
@@ -90,8 +92,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "frontend" / "static"]
 STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static"))
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
 
 # Request bodies of the JSON API are small; anything larger is refused with a JSON 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_MAX_REQUEST_BODY", default=1024 * 1024)
@@ -114,7 +117,8 @@ if not DEBUG:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so that a request without credentials answers 401, not 403.
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's TokenAuthentication, also accepting named tokens from POST /api/auth/token/.
+        "uploads.tokens.authentication.NamedTokenAuthentication",
         "uploads.api.authentication.CsrfSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -127,6 +131,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("API_THROTTLE_ANON", default="60/min"),
         "user": env.str("API_THROTTLE_USER", default="6000/min"),
+        # Password guesses against POST /api/auth/token/, per client address.
+        "token_login": env.str("API_THROTTLE_TOKEN_LOGIN", default="10/min"),
     },
     "EXCEPTION_HANDLER": "uploads.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -143,6 +149,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "uploads.api.schema.document_error_codes",
+    ],
 }
 
 # --- S3 ------------------------------------------------------------------------------------
@@ -173,15 +183,25 @@ UPLOADS_SIGN_BATCH_MAX = env.int("UPLOADS_SIGN_BATCH_MAX", default=1000)
 UPLOADS_CORS_ORIGINS = env.list(
     "UPLOADS_CORS_ORIGINS", default=["http://127.0.0.1:8000", "http://localhost:8000"]
 )
+# A multipart upload under the prefix with no live row is an orphan; the sweep aborts it only
+# once it is older than this, so an upload whose row is being written is never taken for one.
+UPLOADS_ORPHAN_GRACE = env.int("UPLOADS_ORPHAN_GRACE", default=24 * 3600)
+# Optional: POST a signed JSON event here when an upload completes (see docs/deployment.md).
+UPLOADS_WEBHOOK_URL = env.str("UPLOADS_WEBHOOK_URL", default="")
+UPLOADS_WEBHOOK_SECRET = env.str("UPLOADS_WEBHOOK_SECRET", default="")
 
 # --- Celery --------------------------------------------------------------------------------
 # The default broker keeps messages in files under var/: no server to install for `make run`.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+# Where the filesystem broker keeps its messages (tests give each worker its own folder).
+_celery_folder = Path(env.str("CELERY_FILESYSTEM_FOLDER", default=str(VAR_DIR / "celery")))
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
-        "data_folder_in": str(VAR_DIR / "celery" / "queue"),
-        "data_folder_out": str(VAR_DIR / "celery" / "queue"),
-        "processed_folder": str(VAR_DIR / "celery" / "processed"),
+        "data_folder_in": str(_celery_folder / "queue"),
+        "data_folder_out": str(_celery_folder / "queue"),
+        "processed_folder": str(_celery_folder / "processed"),
+        # Broadcast/control messages; kombu's default is ./control in the working directory.
+        "control_folder": str(_celery_folder / "control"),
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
@@ -195,6 +215,11 @@ CELERY_BEAT_SCHEDULE = {
     # Hourly is plenty: uploads expire after days, and each run is one indexed query.
     "expire-stale-uploads": {
         "task": "uploads.tasks.expire_stale_uploads",
+        "schedule": timedelta(hours=1),
+    },
+    # Orphans only appear when a row was lost or an abort failed: hourly, after the grace period.
+    "reconcile-orphans": {
+        "task": "uploads.tasks.reconcile_orphans",
         "schedule": timedelta(hours=1),
     },
 }

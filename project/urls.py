@@ -9,5 +9,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("uploads.api.urls")),
+    # Uppy/Companion-compatible endpoints for @uppy/aws-s3 (companionEndpoint = this site).
+    path("s3/", include("uploads.companion_urls")),
+    path("login/", pages.login_page, name="login"),
+    path("logout/", pages.logout_page, name="logout"),
     path("", pages.upload_page, name="upload-page"),
 ]

@@ -11,19 +11,36 @@ from django.contrib.auth import get_user_model
 from moto import mock_aws
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
+from rest_framework.views import APIView
 
+from project.celery import app as celery_app
 from uploads.storage import MultipartStorage, get_storage, reset_storage
 
 BUCKET = "partwise-test"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _celery_broker_in_memory() -> Iterator[None]:
+    """Tasks that services queue (on commit) go to an in-process broker, never to var/.
+
+    The Celery worker test points the app at its own broker folder for its duration.
+    """
+    celery_app.conf.broker_url = "memory://"
+    celery_app.conf.broker_transport_options = {}
+    yield
+    celery_app.close()
+
+
 @pytest.fixture(autouse=True)
-def _no_throttling_by_default(settings) -> None:
+def _no_throttling_by_default(settings, monkeypatch) -> None:
     # Throttling has its own tests; elsewhere it would make test order matter.
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_CLASSES": [],
     }
+    # DRF copies DEFAULT_THROTTLE_CLASSES into APIView.throttle_classes at import, so the
+    # setting alone never reaches the views.
+    monkeypatch.setattr(APIView, "throttle_classes", [])
 
 
 @pytest.fixture

@@ -19,6 +19,9 @@ KNOWN_SETTINGS = frozenset(
         "UPLOADS_STALE_AFTER",
         "UPLOADS_SIGN_BATCH_MAX",
         "UPLOADS_CORS_ORIGINS",
+        "UPLOADS_ORPHAN_GRACE",
+        "UPLOADS_WEBHOOK_URL",
+        "UPLOADS_WEBHOOK_SECRET",
     }
 )
 
@@ -34,6 +37,9 @@ class UploadSettings:
     stale_after: int
     sign_batch_max: int
     cors_origins: tuple[str, ...]
+    orphan_grace: int
+    webhook_url: str
+    webhook_secret: str
 
 
 def upload_settings() -> UploadSettings:
@@ -48,4 +54,7 @@ def upload_settings() -> UploadSettings:
         stale_after=settings.UPLOADS_STALE_AFTER,
         sign_batch_max=settings.UPLOADS_SIGN_BATCH_MAX,
         cors_origins=tuple(settings.UPLOADS_CORS_ORIGINS),
+        orphan_grace=settings.UPLOADS_ORPHAN_GRACE,
+        webhook_url=settings.UPLOADS_WEBHOOK_URL,
+        webhook_secret=settings.UPLOADS_WEBHOOK_SECRET,
     )

@@ -92,3 +92,11 @@ class StorageFailed(UploadError):
 
 class CompletionUnknown(StorageFailed):
     """S3 did not say whether CompleteMultipartUpload took effect; a HEAD settles it."""
+
+
+class WebhookFailed(UploadError):
+    """The webhook receiver could not be reached or answered with an error worth retrying."""
+
+    status_code = 502
+    code = "webhook_failed"
+    default_detail = "The webhook could not be delivered."

@@ -19,10 +19,18 @@ class UploadStatus(models.TextChoices):
     FAILED = "failed"
 
 
+class Verification(models.TextChoices):
+    """What the check of a completed object found (blank: not checked yet)."""
+
+    OK = "ok"
+    MISMATCH = "mismatch"
+
+
 class Upload(models.Model):
     """One file on its way into S3 through a multipart upload."""
 
     Status = UploadStatus
+    Verification = Verification
     INCOMPLETE = (Status.UPLOADING, Status.COMPLETING, Status.FAILED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -54,6 +62,10 @@ class Upload(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     expires_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Set by the verification task after completion: the object is HEADed again and its size
+    # and checksum compared with what was recorded; a mismatch also marks the upload failed.
+    verification = models.CharField(max_length=16, choices=Verification.choices, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -35,6 +35,8 @@ class PartPlan:
 
     def offset_of(self, number: int) -> int:
         """The byte offset in the file where part `number` starts."""
+        if not 1 <= number <= self.part_count:
+            raise ValueError(f"part {number} is outside 1..{self.part_count}")
         return (number - 1) * self.part_size
 
 

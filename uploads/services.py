@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import logging
 import mimetypes
 import re
 import unicodedata
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, Q, Sum, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
@@ -47,7 +49,14 @@ from .exceptions import (
 )
 from .models import Upload, UploadPart
 from .parts import MAX_PARTS, MIN_PART_SIZE, plan_parts
-from .storage import CompletedPart, StoredPart, get_storage, normalize_etag
+from .signals import send_upload_completed
+from .storage import (
+    CompletedPart,
+    StoredObject,
+    StoredPart,
+    get_storage,
+    normalize_etag,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -376,6 +385,9 @@ def record_parts(upload: Upload, *, parts: Sequence[ReportedPart], by: Any) -> U
     _check_numbers(upload, [part.number for part in parts])
     reported = {part.number: part for part in parts}
     etags = {number: check_etag(part.etag) for number, part in reported.items()}
+    for part in parts:
+        if part.checksum:
+            check_checksum(part.checksum)  # stored below when none was signed: never unchecked
     signed = dict(
         UploadPart.objects.filter(upload=upload, number__in=list(reported)).values_list(
             "number", "checksum"
@@ -533,9 +545,12 @@ def _check_parts_for_completion(
     if upload.part_count:
         count = upload.part_count
     else:
-        if not in_s3:
+        # Unplanned: the last part is the highest one S3 holds or the client reported, so a
+        # reported part that never reached S3 is missing rather than silently left out.
+        reported = [number for number, part in recorded.items() if part.etag]
+        if not in_s3 and not reported:
             raise PartMissing("No part has been uploaded.", missing_parts=[1])
-        count = max(in_s3)
+        count = max([*in_s3, *reported])
     missing = [number for number in range(1, count + 1) if number not in in_s3]
     if missing:
         raise PartMissing(
@@ -594,7 +609,7 @@ def _settle_from_object(upload: Upload, *, expected_size: int | None = None) -> 
             failure_reason=f"The object holds {stored.size} bytes, not {expected}.",
         )
         raise PartMismatch("The completed object does not have the expected size.")
-    _transition(
+    if _transition(
         upload,
         [Status.COMPLETING],
         Status.COMPLETED,
@@ -602,7 +617,8 @@ def _settle_from_object(upload: Upload, *, expected_size: int | None = None) -> 
         etag=stored.etag,
         checksum=stored.checksum,
         completed_at=timezone.now(),
-    )
+    ):
+        _completed(upload)
     return upload.status == Status.COMPLETED
 
 
@@ -629,3 +645,405 @@ def uploads_of(owner: Any) -> Any:
 
 def incomplete_filter() -> Q:
     return Q(status__in=Upload.INCOMPLETE)
+
+
+# --- operations ------------------------------------------------------------------------------
+# The admin, the Celery tasks and `cleanup_uploads` call these. Cleanup only ever aborts
+# multipart uploads under UPLOADS_KEY_PREFIX, and AbortMultipartUpload never deletes a finished
+# object; a completed upload's row changes only when verification finds its object wrong.
+
+# Rows that still own their S3 multipart upload (or its object): never orphans.
+OWNING = (Status.UPLOADING, Status.COMPLETING, Status.FAILED, Status.COMPLETED)
+# Statuses that expiry and "extend expiry" act on, while no object was ever completed.
+EXPIRABLE = (Status.UPLOADING, Status.FAILED)
+# S3's answers for an upload that no longer exists: an abort or a ListParts on it is done.
+GONE_CODES = frozenset({"NoSuchUpload", "404", "NoSuchKey"})
+MAX_ABORT_ATTEMPTS = 5
+_ORPHAN_LOOKUP_CHUNK = 500  # upload ids per IN (...) query: well under SQLite's variable limit
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A multipart upload under the key prefix that no live upload row owns."""
+
+    key: str
+    upload_id: str
+    initiated: datetime
+    age: timedelta
+    # An aborted or expired row that still names it (its abort did not finish), if any.
+    upload_pk: uuid.UUID | None = None
+    upload_status: str = ""
+
+
+@dataclass
+class BatchResult:
+    """What a batch operation did: uploads changed, left as they were, and failures."""
+
+    changed: int = 0
+    unchanged: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _key_prefix() -> str:
+    prefix = upload_settings().key_prefix
+    if not prefix:
+        # uploads.E003 refuses this at start-up; an empty prefix would sweep the whole bucket.
+        raise ImproperlyConfigured("UPLOADS_KEY_PREFIX is empty: cleanup refuses to run.")
+    return prefix
+
+
+def abort_until_gone(key: str, upload_id: str) -> bool:
+    """Abort a multipart upload and repeat until ListParts finds no part; True once it is gone.
+
+    A part still in flight when the abort arrives can land after it, so AWS advises checking
+    ListParts and aborting again (API_AbortMultipartUpload, "Note"). NoSuchUpload (404) from
+    either call means S3 holds nothing for it any more, which counts as done.
+    """
+    storage = get_storage()
+    for _ in range(MAX_ABORT_ATTEMPTS):
+        if not storage.abort_multipart_upload(key, upload_id):
+            return True
+        try:
+            if not storage.list_parts(key, upload_id):
+                return True
+        except StorageFailed as error:
+            if error.s3_code in GONE_CODES:
+                return True
+            raise
+    logger.warning("parts of %s still listed after %d aborts", key, MAX_ABORT_ATTEMPTS)
+    return False
+
+
+def _stale(now: datetime) -> Q:
+    return Q(status__in=EXPIRABLE, completed_at__isnull=True, expires_at__lt=now)
+
+
+def expire_stale_uploads(*, now: datetime | None = None, dry_run: bool = False) -> list[Upload]:
+    """Mark uploads inactive past their expiry `expired` and abort them in S3.
+
+    The row changes first (compare-and-set, re-checking the expiry), so a client that was
+    active a moment ago keeps its upload and no completion can start on an expired one. When S3
+    fails to abort, the row stays expired and its S3 upload becomes an orphan, which
+    `reconcile_orphans` aborts on its next run. Returns the uploads expired (or, with
+    `dry_run`, those that would be).
+    """
+    now = now or timezone.now()
+    stale = list(Upload.objects.filter(_stale(now)).select_related("owner").order_by("expires_at"))
+    if dry_run:
+        return stale
+    expired = []
+    for upload in stale:
+        won = Upload.objects.filter(_stale(now), pk=upload.pk).update(
+            status=Status.EXPIRED, updated_at=now
+        )
+        if not won:
+            continue
+        upload.status, upload.updated_at = Status.EXPIRED, now
+        expired.append(upload)
+        try:
+            abort_until_gone(upload.key, upload.s3_upload_id)
+        except StorageFailed:
+            logger.warning("could not abort expired %s; the orphan sweep retries", upload.key)
+    return expired
+
+
+def find_orphans(*, now: datetime | None = None) -> list[Orphan]:
+    """Multipart uploads in S3 under the key prefix that no live row owns, oldest first.
+
+    A row that is aborted or expired does not own its S3 upload any more (its abort failed or
+    was never confirmed); no row at all means it was lost, or is being written right now, which
+    is why callers sweep only orphans older than a grace period.
+    """
+    prefix = _key_prefix()
+    now = now or timezone.now()
+    # Refuse anything outside the prefix even if a server ignored the Prefix parameter.
+    listed = [
+        item for item in get_storage().list_multipart_uploads(prefix) if item.key.startswith(prefix)
+    ]
+    rows: dict[tuple[str, str], tuple[uuid.UUID, str]] = {}
+    ids = [item.upload_id for item in listed]
+    for start in range(0, len(ids), _ORPHAN_LOOKUP_CHUNK):
+        chunk = ids[start : start + _ORPHAN_LOOKUP_CHUNK]
+        for pk, key, s3_upload_id, status in Upload.objects.filter(
+            s3_upload_id__in=chunk
+        ).values_list("pk", "key", "s3_upload_id", "status"):
+            rows[(key, s3_upload_id)] = (pk, status)
+    orphans = []
+    for item in listed:
+        pk, status = rows.get((item.key, item.upload_id), (None, ""))
+        if status in OWNING:
+            continue
+        orphans.append(
+            Orphan(
+                key=item.key,
+                upload_id=item.upload_id,
+                initiated=item.initiated,
+                age=now - item.initiated,
+                upload_pk=pk,
+                upload_status=status,
+            )
+        )
+    return sorted(orphans, key=lambda orphan: orphan.initiated)
+
+
+def reconcile_orphans(
+    *, older_than: int | None = None, now: datetime | None = None, dry_run: bool = False
+) -> list[Orphan]:
+    """Abort orphans older than `older_than` seconds (default UPLOADS_ORPHAN_GRACE).
+
+    Returns the orphans aborted (or, with `dry_run`, those that would be). Younger ones are
+    left alone: an upload whose S3 side exists but whose row is not committed yet looks the same.
+    """
+    grace = timedelta(seconds=upload_settings().orphan_grace if older_than is None else older_than)
+    old = [orphan for orphan in find_orphans(now=now) if orphan.age >= grace]
+    return old if dry_run else _abort_orphans(old)
+
+
+def abort_orphans(targets: Iterable[tuple[str, str]]) -> list[Orphan]:
+    """Abort the (key, upload id) pairs an operator chose, each only if it is still an orphan."""
+    wanted = set(targets)
+    return _abort_orphans([o for o in find_orphans() if (o.key, o.upload_id) in wanted])
+
+
+def _abort_orphans(orphans: Sequence[Orphan]) -> list[Orphan]:
+    aborted = []
+    for orphan in orphans:
+        try:
+            abort_until_gone(orphan.key, orphan.upload_id)
+        except StorageFailed:
+            logger.warning("could not abort orphan %s", orphan.key, exc_info=True)
+            continue
+        aborted.append(orphan)
+    return aborted
+
+
+def reconcile_upload(upload: Upload) -> bool:
+    """Bring one upload in line with S3; True when its status or progress changed.
+
+    uploading/failed: parts are reconciled with ListParts; an S3 upload that is gone (the
+    bucket's lifecycle rule, or an abort that beat us) makes it expired. completing (a
+    completion that died half-way): the object decides, else it goes back to uploading, or to
+    failed when S3 has neither. completed: the object is verified again.
+    """
+    before = (upload.status, upload.parts_uploaded, upload.bytes_uploaded)
+    storage = get_storage()
+    if upload.status == Status.COMPLETING:
+        try:
+            settled = _settle_from_object(upload)
+        except PartMismatch:
+            settled = True  # the object has the wrong size: now failed, with the reason
+        if not settled:
+            try:
+                storage.list_parts(upload.key, upload.s3_upload_id)
+            except StorageFailed as error:
+                if error.s3_code not in GONE_CODES:
+                    raise
+                _transition(
+                    upload,
+                    [Status.COMPLETING],
+                    Status.FAILED,
+                    failure_reason="S3 holds neither the multipart upload nor the object.",
+                )
+            else:
+                _transition(upload, [Status.COMPLETING], Status.UPLOADING)
+    elif upload.status in EXPIRABLE and upload.completed_at is None:
+        try:
+            stored = storage.list_parts(upload.key, upload.s3_upload_id)
+        except StorageFailed as error:
+            if error.s3_code not in GONE_CODES:
+                raise
+            _transition(
+                upload,
+                list(EXPIRABLE),
+                Status.EXPIRED,
+                failure_reason="S3 no longer has the multipart upload (lifecycle rule or abort).",
+            )
+        else:
+            _reconcile_parts(upload, stored)
+    elif upload.status == Status.COMPLETED:
+        verify_upload(upload)
+    return (upload.status, upload.parts_uploaded, upload.bytes_uploaded) != before
+
+
+def reconcile_uploads(uploads: Iterable[Upload]) -> BatchResult:
+    """reconcile_upload for each upload; one failing with S3 does not stop the others."""
+    result = BatchResult()
+    for upload in uploads:
+        try:
+            changed = reconcile_upload(upload)
+        except StorageFailed as error:
+            result.errors.append(f"{upload.filename} ({upload.pk}): {error.detail}")
+            continue
+        if changed:
+            result.changed += 1
+        else:
+            result.unchanged += 1
+    return result
+
+
+def abort_uploads(uploads: Iterable[Upload]) -> BatchResult:
+    """abort_upload for each upload on an operator's behalf; completed ones are refused."""
+    result = BatchResult()
+    for upload in uploads:
+        was = upload.status
+        try:
+            abort_upload(upload, by=None)
+        except UploadConflict as error:
+            result.errors.append(f"{upload.filename} ({upload.pk}): {error.detail}")
+            continue
+        except StorageFailed as error:
+            # The row already says aborted; the orphan sweep finishes the S3 side.
+            result.errors.append(f"{upload.filename} ({upload.pk}): {error.detail}")
+        if upload.status != was:
+            result.changed += 1
+        else:
+            result.unchanged += 1
+    return result
+
+
+def extend_expiry(uploads: Iterable[Upload], *, by: timedelta) -> int:
+    """Push the expiry of unfinished uploads `by` further (counted from now if already past).
+
+    One UPDATE; the last activity (`updated_at`) is left as it was. Returns the number changed.
+    """
+    if by <= timedelta(0):
+        raise InvalidInput("The extension must be positive.", field="by")
+    now = timezone.now()
+    return Upload.objects.filter(
+        pk__in=[upload.pk for upload in uploads],
+        status__in=EXPIRABLE,
+        completed_at__isnull=True,
+    ).update(expires_at=Greatest(F("expires_at"), Value(now)) + by)
+
+
+def verify_upload(upload: Upload) -> Upload:
+    """Check a completed upload's object again and record the result.
+
+    HEAD the object: it must exist with the recorded size and ETag and, when known, the
+    checksum (the recorded one, and the one the signed part checksums compose to). A mismatch
+    marks the upload failed with the reason, which the admin lists. Other statuses are left
+    alone.
+    """
+    if upload.status != Status.COMPLETED:
+        return upload
+    problem = _verification_problem(upload, get_storage().head_object(upload.key))
+    now = timezone.now()
+    if problem is None:
+        Upload.objects.filter(pk=upload.pk, status=Status.COMPLETED).update(
+            verification=Upload.Verification.OK, verified_at=now
+        )
+        upload.verification, upload.verified_at = Upload.Verification.OK, now
+    else:
+        logger.warning("verification of %s failed: %s", upload.key, problem)
+        _transition(
+            upload,
+            [Status.COMPLETED],
+            Status.FAILED,
+            failure_reason=problem,
+            verification=Upload.Verification.MISMATCH,
+            verified_at=now,
+        )
+    return upload
+
+
+def _verification_problem(upload: Upload, stored: StoredObject | None) -> str | None:
+    if stored is None:
+        return "The completed object is missing from storage."
+    if upload.size is not None and stored.size != upload.size:
+        return f"The object holds {stored.size} bytes, not {upload.size}."
+    if upload.etag and stored.etag and stored.etag != upload.etag:
+        return "The object's ETag changed after completion: it was overwritten."
+    if stored.checksum:
+        for expected in (upload.checksum, _composite_checksum(upload)):
+            if expected and _digest_of(expected) != _digest_of(stored.checksum):
+                return "The object's SHA-256 checksum does not match its parts' checksums."
+    return None
+
+
+def _digest_of(checksum: str) -> str:
+    # S3 writes a multipart object's checksum as "<base64>-<part count>"; some servers omit it.
+    return checksum.split("-", 1)[0]
+
+
+def _composite_checksum(upload: Upload) -> str:
+    """The SHA-256 of the parts' SHA-256 digests, as S3 computes a multipart object's checksum,
+    from the checksums Partwise signed; "" when any part has none.
+
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html
+    """
+    if not upload.checksum_algorithm:
+        return ""
+    parts = UploadPart.objects.filter(upload=upload).order_by("number")
+    checksums = list(parts.values_list("checksum", flat=True))
+    if not checksums or not all(checksums) or len(checksums) != (upload.part_count or 0):
+        return ""
+    digests = b"".join(base64.b64decode(checksum) for checksum in checksums)
+    return base64.b64encode(hashlib.sha256(digests).digest()).decode()
+
+
+def list_stored_parts(upload: Upload) -> list[StoredPart]:
+    """The parts S3 holds for the upload right now, read-only (the admin's live view)."""
+    if upload.status not in (Status.UPLOADING, Status.COMPLETING, Status.FAILED):
+        return []
+    try:
+        return get_storage().list_parts(upload.key, upload.s3_upload_id)
+    except StorageFailed as error:
+        if error.s3_code in GONE_CODES:
+            return []
+        raise
+
+
+def lifecycle_abort_days() -> int | None:
+    """Days after initiation when the bucket's lifecycle rule aborts Partwise's uploads.
+
+    None when no enabled AbortIncompleteMultipartUpload rule covers the whole key prefix, or
+    when S3 cannot say (the admin then shows no date rather than failing).
+    """
+    prefix = upload_settings().key_prefix
+    try:
+        rules = get_storage().get_bucket_lifecycle_configuration()
+    except StorageFailed:
+        logger.info("could not read the bucket's lifecycle rules", exc_info=True)
+        return None
+    days = []
+    for rule in rules:
+        abort = rule.get("AbortIncompleteMultipartUpload") or {}
+        rule_prefix = _lifecycle_prefix(rule)
+        if (
+            rule.get("Status") == "Enabled"
+            and abort.get("DaysAfterInitiation")
+            and rule_prefix is not None
+            and prefix.startswith(rule_prefix)
+        ):
+            days.append(int(abort["DaysAfterInitiation"]))
+    return min(days) if days else None
+
+
+def _lifecycle_prefix(rule: dict[str, Any]) -> str | None:
+    """The key prefix a rule covers ("" = the whole bucket); None for tag or size filters."""
+    flt = rule.get("Filter")
+    if flt is None:
+        return rule.get("Prefix", "")
+    if set(flt) - {"Prefix"}:
+        return None
+    return flt.get("Prefix", "")
+
+
+def lifecycle_abort_date(initiated: datetime, days: int) -> datetime:
+    """When S3 aborts an upload: initiation + days, rounded up to the next midnight UTC.
+
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpu-abort-incomplete-mpu-lifecycle-config.html
+    """
+    moment = initiated.astimezone(UTC) + timedelta(days=days)
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight if moment == midnight else midnight + timedelta(days=1)
+
+
+def _completed(upload: Upload) -> None:
+    """Once the completion is committed: verify the object again, and tell the app."""
+    from .tasks import verify_upload as verify_upload_task  # tasks import services
+
+    pk = str(upload.pk)
+    # robust: the upload is complete whatever the broker says; a lost task is logged.
+    transaction.on_commit(lambda: verify_upload_task.delay(pk), robust=True)
+    transaction.on_commit(lambda: send_upload_completed(upload), robust=True)

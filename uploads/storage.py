@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 from django.conf import settings
 from django.core.signals import setting_changed
 
@@ -198,7 +198,9 @@ class MultipartStorage:
                     "S3 no longer knows the upload.", s3_code="NoSuchUpload"
                 ) from error
             raise _failure(error, "CompleteMultipartUpload") from error
-        except (ConnectionError, ReadTimeoutError) as error:
+        except (ConnectionError, HTTPClientError) as error:
+            # HTTPClientError covers a connection closed or a read timed out mid-request:
+            # S3 may have completed the upload without our hearing it.
             raise CompletionUnknown("The connection to S3 dropped while completing.") from error
         except BotoCoreError as error:
             raise _failure(error, "CompleteMultipartUpload") from error
@@ -255,16 +257,22 @@ class MultipartStorage:
         )
 
     # --- bucket set-up (management command) ---------------------------------------------------
-    def create_bucket(self) -> bool:
-        """Create the bucket if it does not exist; True when it was created."""
+    def head_bucket(self) -> bool:
+        """True when the bucket exists (and these credentials may use it)."""
         try:
             self.client.head_bucket(Bucket=self.bucket)
-            return False
         except ClientError as error:
-            if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
-                raise _failure(error, "HeadBucket") from error
+            if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                return False
+            raise _failure(error, "HeadBucket") from error
         except BotoCoreError as error:
             raise _failure(error, "HeadBucket") from error
+        return True
+
+    def create_bucket(self) -> bool:
+        """Create the bucket if it does not exist; True when it was created."""
+        if self.head_bucket():
+            return False
         try:
             params: dict[str, Any] = {"Bucket": self.bucket}
             region = self.client.meta.region_name
@@ -275,46 +283,86 @@ class MultipartStorage:
             raise _failure(error, "CreateBucket") from error
         return True
 
-    def put_bucket_cors(self, origins: Iterable[str]) -> None:
-        """Allow browsers on `origins` to PUT parts, and expose ETag so they can read it."""
-        rule = {
-            "AllowedOrigins": list(origins),
-            "AllowedMethods": ["PUT", "GET", "HEAD"],
-            "AllowedHeaders": ["*"],
-            "ExposeHeaders": ["ETag", "x-amz-checksum-sha256"],
-            "MaxAgeSeconds": 3600,
-        }
+    def put_bucket_cors(
+        self, origins: Iterable[str], *, other_rules: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        """Allow browsers on `origins` to PUT parts, and expose ETag so they can read it.
+
+        PutBucketCors replaces the whole configuration: `other_rules` are the bucket's rules
+        that are not Partwise's, written back unchanged.
+        """
+        rules = [cors_rule(origins), *other_rules]
         try:
-            self.client.put_bucket_cors(Bucket=self.bucket, CORSConfiguration={"CORSRules": [rule]})
+            self.client.put_bucket_cors(Bucket=self.bucket, CORSConfiguration={"CORSRules": rules})
         except (ClientError, BotoCoreError) as error:
             raise _failure(error, "PutBucketCors") from error
 
     def get_bucket_cors(self) -> list[dict[str, Any]]:
+        """The bucket's CORS rules; empty when it has none."""
         try:
             return self.client.get_bucket_cors(Bucket=self.bucket)["CORSRules"]
-        except (ClientError, BotoCoreError) as error:
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "NoSuchCORSConfiguration":
+                return []
+            raise _failure(error, "GetBucketCors") from error
+        except BotoCoreError as error:
             raise _failure(error, "GetBucketCors") from error
 
-    def put_bucket_lifecycle_configuration(self, *, prefix: str, days: int) -> None:
-        """The safety net: S3 itself aborts multipart uploads under `prefix` after `days`."""
-        rule = {
-            "ID": "partwise-abort-incomplete-multipart-uploads",
-            "Status": "Enabled",
-            "Filter": {"Prefix": prefix},
-            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
-        }
+    def put_bucket_lifecycle_configuration(
+        self, *, prefix: str, days: int, other_rules: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        """The safety net: S3 itself aborts multipart uploads under `prefix` after `days`.
+
+        The call replaces every lifecycle rule: `other_rules` are written back unchanged.
+        """
+        rules = [lifecycle_rule(prefix=prefix, days=days), *other_rules]
         try:
             self.client.put_bucket_lifecycle_configuration(
-                Bucket=self.bucket, LifecycleConfiguration={"Rules": [rule]}
+                Bucket=self.bucket, LifecycleConfiguration={"Rules": rules}
             )
         except (ClientError, BotoCoreError) as error:
             raise _failure(error, "PutBucketLifecycleConfiguration") from error
 
     def get_bucket_lifecycle_configuration(self) -> list[dict[str, Any]]:
+        """The bucket's lifecycle rules; empty when it has none."""
         try:
             return self.client.get_bucket_lifecycle_configuration(Bucket=self.bucket)["Rules"]
-        except (ClientError, BotoCoreError) as error:
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "NoSuchLifecycleConfiguration":
+                return []
             raise _failure(error, "GetBucketLifecycleConfiguration") from error
+        except BotoCoreError as error:
+            raise _failure(error, "GetBucketLifecycleConfiguration") from error
+
+
+# --- bucket rules written by setup_storage -----------------------------------------------------
+CORS_RULE_ID = "partwise-browser-uploads"
+LIFECYCLE_RULE_ID = "partwise-abort-incomplete-multipart-uploads"
+
+
+def cors_rule(origins: Iterable[str]) -> dict[str, Any]:
+    """Partwise's CORS rule: browsers on `origins` PUT parts and read the ETag S3 answers.
+
+    Without ETag in ExposeHeaders a browser script cannot read it, and no part can be reported.
+    """
+    return {
+        "ID": CORS_RULE_ID,
+        "AllowedOrigins": list(origins),
+        "AllowedMethods": ["PUT", "GET", "HEAD"],
+        "AllowedHeaders": ["*"],
+        "ExposeHeaders": ["ETag", CHECKSUM_HEADER],
+        "MaxAgeSeconds": 3600,
+    }
+
+
+def lifecycle_rule(*, prefix: str, days: int) -> dict[str, Any]:
+    """Partwise's lifecycle rule: S3 aborts multipart uploads under `prefix` after `days`."""
+    return {
+        "ID": LIFECYCLE_RULE_ID,
+        "Status": "Enabled",
+        "Filter": {"Prefix": prefix},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
+    }
 
 
 # --- building clients ----------------------------------------------------------------------

@@ -11,4 +11,7 @@ class CsrfSessionAuthentication(authentication.SessionAuthentication):
         try:
             super().enforce_csrf(request)
         except exceptions.PermissionDenied as error:
-            raise exceptions.PermissionDenied(detail=error.detail, code="csrf_failed") from error
+            # str(): an ErrorDetail would keep its own code ("permission_denied").
+            raise exceptions.PermissionDenied(
+                detail=str(error.detail), code="csrf_failed"
+            ) from error

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import views
+from . import schema, tokens, views  # noqa: F401  (schema registers OpenAPI extensions)
 
 app_name = "uploads"
 
@@ -11,5 +11,8 @@ urlpatterns = [
     path("uploads/<str:pk>/sign/", views.UploadSignApi.as_view(), name="sign"),
     path("uploads/<str:pk>/parts/", views.UploadPartsApi.as_view(), name="parts"),
     path("uploads/<str:pk>/complete/", views.UploadCompleteApi.as_view(), name="complete"),
+    path("auth/token/", tokens.TokenLoginApi.as_view(), name="token-login"),
+    path("auth/tokens/", tokens.TokenListApi.as_view(), name="token-list"),
+    path("auth/tokens/<str:pk>/", tokens.TokenDetailApi.as_view(), name="token-detail"),
     re_path(r"^.*$", views.ApiNotFound.as_view(), name="not-found"),
 ]

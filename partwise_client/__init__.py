@@ -1,0 +1,29 @@
+"""Partwise client: resumable, parallel uploads to a Partwise server, from Python or a shell.
+
+Standalone (no Django). The library API mirrors boto3's `upload_file` and oss2's
+`resumable_upload`::
+
+    from partwise_client import upload_file
+    upload = upload_file("video.mp4", server="https://files.example", token="pw_…",
+                         progress=lambda done, total: print(done, total))
+
+The command line is `partwise` (partwise_client/cli.py).
+"""
+
+from .api import AuthError, NotFound, PartwiseApi, PartwiseError
+from .fingerprint import fingerprint
+from .transfer import FileMismatch, NothingToResume, PartRefused, Transfer, Uploader, upload_file
+
+__all__ = [
+    "AuthError",
+    "FileMismatch",
+    "NotFound",
+    "NothingToResume",
+    "PartRefused",
+    "PartwiseApi",
+    "PartwiseError",
+    "Transfer",
+    "Uploader",
+    "fingerprint",
+    "upload_file",
+]

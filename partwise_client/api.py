@@ -1,0 +1,179 @@
+"""The Partwise REST API over HTTP: one `requests.Session`, JSON in and out, retries.
+
+This module knows URLs and JSON shapes only; the part loop lives in transfer.py. Every call
+the client makes is safe to repeat (create carries a client_token; sign, report, complete and
+abort are idempotent on the server), so network errors, 5xx and 429 are retried with
+exponential backoff and jitter; other 4xx answers raise at once.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+USER_AGENT = "partwise-client/0.1"
+
+
+class PartwiseError(Exception):
+    """An answer (or the lack of one) that ends the operation. `code` is the server's code."""
+
+    def __init__(self, detail: str, *, code: str = "error", status: int | None = None, **extra):
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code
+        self.status = status
+        self.extra = extra
+
+
+class AuthError(PartwiseError):
+    """401/403: no token, a revoked token, or not allowed."""
+
+
+class NotFound(PartwiseError):
+    """404: the upload does not exist or is not yours."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter: attempt n waits up to base * 2**n, at most cap."""
+
+    attempts: int = 6
+    base: float = 0.5
+    cap: float = 20.0
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        if retry_after and retry_after.isdigit():
+            return min(float(retry_after), self.cap)
+        return random.uniform(0, min(self.cap, self.base * 2**attempt))  # noqa: S311 (jitter)
+
+
+def new_session(pool_size: int = 16) -> requests.Session:
+    """A session whose connection pool fits `pool_size` threads (requests defaults to 10)."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+def error_from(response: requests.Response) -> PartwiseError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    detail = str(body.get("detail") or f"HTTP {response.status_code} from {response.url}")
+    code = str(body.get("code") or "http_error")
+    extra = {k: v for k, v in body.items() if k not in {"code", "detail"}}
+    cls = PartwiseError
+    if response.status_code in (401, 403):
+        cls = AuthError
+    elif response.status_code == 404:
+        cls = NotFound
+    return cls(detail, code=code, status=response.status_code, **extra)
+
+
+class PartwiseApi:
+    """The calls of DESIGN.md's REST API, plus token login."""
+
+    def __init__(
+        self,
+        server: str,
+        token: str | None = None,
+        *,
+        session: requests.Session | None = None,
+        backoff: Backoff | None = None,
+        timeout: float = 60.0,
+        stop: threading.Event | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.server = server.rstrip("/")
+        self.session = session or new_session()
+        self.backoff = backoff or Backoff()
+        self.timeout = timeout
+        self.stop = stop or threading.Event()
+        self.sleep = sleep
+        self.headers = {"Accept": "application/json"}
+        if token:
+            self.headers["Authorization"] = f"Token {token}"
+
+    # --- plumbing ------------------------------------------------------------------------
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One API call, retried on network errors, 5xx and 429; the decoded JSON answer."""
+        url = f"{self.server}/api/{path.lstrip('/')}"
+        attempt = 0
+        while True:
+            if self.stop.is_set():
+                raise KeyboardInterrupt
+            try:
+                response = self.session.request(
+                    method, url, headers=self.headers, timeout=self.timeout, **kwargs
+                )
+            except (requests.ConnectionError, requests.Timeout) as error:
+                if attempt + 1 >= self.backoff.attempts:
+                    raise PartwiseError(
+                        f"Could not reach {self.server}: {error}", code="unreachable"
+                    ) from error
+                self.sleep(self.backoff.delay(attempt))
+                attempt += 1
+                continue
+            if response.status_code in RETRY_STATUSES and attempt + 1 < self.backoff.attempts:
+                self.sleep(self.backoff.delay(attempt, response.headers.get("Retry-After")))
+                attempt += 1
+                continue
+            if response.status_code >= 400:
+                raise error_from(response)
+            if response.status_code == 204 or not response.content:
+                return None
+            return response.json()
+
+    # --- uploads ---------------------------------------------------------------------------
+    def create_upload(self, **fields: Any) -> dict[str, Any]:
+        return self.request("POST", "uploads/", json=fields)
+
+    def list_uploads(self, *, status: str = "", fingerprint: str = "") -> list[dict[str, Any]]:
+        """The caller's uploads, newest first (every page)."""
+        params = {k: v for k, v in {"status": status, "fingerprint": fingerprint}.items() if v}
+        found: list[dict[str, Any]] = []
+        page = self.request("GET", "uploads/", params=params)
+        while True:
+            found.extend(page["results"])
+            if not page.get("next"):
+                return found
+            # The cursor link is absolute; keep our own base and take its query only.
+            query = page["next"].split("?", 1)[1]
+            page = self.request("GET", f"uploads/?{query}")
+
+    def get_upload(self, upload_id: str) -> dict[str, Any]:
+        """The upload with its parts, reconciled by the server with S3."""
+        return self.request("GET", f"uploads/{upload_id}/")
+
+    def sign_parts(self, upload_id: str, parts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        return self.request("POST", f"uploads/{upload_id}/sign/", json={"parts": list(parts)})[
+            "parts"
+        ]
+
+    def report_parts(self, upload_id: str, parts: Iterable[dict[str, Any]]) -> dict[str, Any]:
+        return self.request("POST", f"uploads/{upload_id}/parts/", json={"parts": list(parts)})
+
+    def complete_upload(self, upload_id: str) -> dict[str, Any]:
+        return self.request("POST", f"uploads/{upload_id}/complete/")
+
+    def abort_upload(self, upload_id: str) -> dict[str, Any]:
+        return self.request("DELETE", f"uploads/{upload_id}/")
+
+    # --- tokens ----------------------------------------------------------------------------
+    def login(self, username: str, password: str, *, name: str = "partwise-cli") -> str:
+        """A new named token for this user; the key is returned once."""
+        body = {"username": username, "password": password, "name": name}
+        return self.request("POST", "auth/token/", json=body)["token"]

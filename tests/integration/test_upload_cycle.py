@@ -1,0 +1,214 @@
+"""Whole uploads through the REST API into a real S3 server (SeaweedFS), as clients do them.
+
+The API is driven with DRF's APIClient and a token; part bytes go to the presigned URLs with
+`requests`, exactly as a browser would: the URL and the headers the sign call returned, nothing
+else. What lands in S3 is read back and compared byte for byte (by SHA-256).
+"""
+
+import base64
+import hashlib
+import os
+from io import StringIO
+
+import pytest
+import requests
+from django.core.management import call_command
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from uploads.models import Upload
+
+pytestmark = pytest.mark.integration
+MiB = 1024 * 1024
+
+
+# --- helpers -----------------------------------------------------------------------------------
+def sha256_b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def part_bytes(data: bytes, upload: dict, number: int) -> bytes:
+    start = (number - 1) * upload["part_size"]
+    return data[start : start + upload["part_size"]]
+
+
+def create(client: APIClient, data: bytes, **fields) -> dict:
+    response = client.post(
+        "/api/uploads/", {"filename": "film.mov", "size": len(data), **fields}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def sign(client: APIClient, upload: dict, parts: list[dict]) -> dict[int, dict]:
+    response = client.post(f"/api/uploads/{upload['id']}/sign/", {"parts": parts}, format="json")
+    assert response.status_code == 200, response.json()
+    return {part["number"]: part for part in response.json()["parts"]}
+
+
+def put(signed: dict, body: bytes) -> str:
+    """PUT one part as a browser does (only the returned headers) and return S3's ETag."""
+    assert signed["method"] == "PUT"
+    response = requests.put(signed["url"], data=body, headers=signed["headers"], timeout=60)
+    assert response.status_code == 200, response.text
+    return response.headers["ETag"]
+
+
+def report(client: APIClient, upload: dict, parts: list[dict]) -> dict:
+    response = client.post(f"/api/uploads/{upload['id']}/parts/", {"parts": parts}, format="json")
+    assert response.status_code == 200, response.json()
+    return response.json()
+
+
+def stored_bytes(storage, key: str) -> bytes:
+    return storage.client.get_object(Bucket=storage.bucket, Key=key)["Body"].read()
+
+
+def token_client(key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client
+
+
+# --- the full cycle ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "checksum_algorithm", ["", "SHA256"], ids=["etags-only", "sha256-per-part"]
+)
+def test_a_20_mib_file_uploaded_through_the_api_arrives_in_s3_byte_for_byte(
+    api_client, real_s3, checksum_algorithm
+):
+    data = os.urandom(20 * MiB)
+
+    # 1. Create: the server plans the parts (8 MiB by default: 8 + 8 + 4 MiB).
+    upload = create(api_client, data, checksum_algorithm=checksum_algorithm)
+    assert (upload["part_size"], upload["part_count"]) == (8 * MiB, 3)
+    numbers = range(1, upload["part_count"] + 1)
+    checksums = {n: sha256_b64(part_bytes(data, upload, n)) for n in numbers}
+
+    # 2. Sign every part in one call; with SHA256 each URL binds the part's checksum.
+    wanted = [
+        {"number": n, **({"checksum": checksums[n]} if checksum_algorithm else {})} for n in numbers
+    ]
+    signed = sign(api_client, upload, wanted)
+    for n in numbers:
+        expected = {"x-amz-checksum-sha256": checksums[n]} if checksum_algorithm else {}
+        assert signed[n]["headers"] == expected
+        assert signed[n]["size"] == len(part_bytes(data, upload, n))
+
+    # 3. PUT the bytes straight to S3, 4. report the ETags.
+    reported = [{"number": n, "etag": put(signed[n], part_bytes(data, upload, n))} for n in numbers]
+    if checksum_algorithm:
+        reported = [{**part, "checksum": checksums[part["number"]]} for part in reported]
+    progress = report(api_client, upload, reported)
+    assert (progress["bytes_uploaded"], progress["parts_uploaded"]) == (len(data), 3)
+
+    # 5. Complete: checked against S3's parts, then the final object.
+    done = api_client.post(f"/api/uploads/{upload['id']}/complete/")
+    assert done.status_code == 200, done.json()
+    body = done.json()
+    assert body["status"] == "completed"
+    assert body["size"] == len(data)
+    assert body["etag"].endswith("-3")
+
+    assert hashlib.sha256(stored_bytes(real_s3, upload["key"])).digest() == (
+        hashlib.sha256(data).digest()
+    )
+    if checksum_algorithm:
+        # S3's composite checksum: the SHA-256 of the parts' SHA-256 digests, and the count.
+        composite = hashlib.sha256(
+            b"".join(base64.b64decode(checksums[n]) for n in numbers)
+        ).digest()
+        assert body["checksum"] == f"{base64.b64encode(composite).decode()}-3"
+
+    # Repeating complete answers the same result and leaves the object alone.
+    again = api_client.post(f"/api/uploads/{upload['id']}/complete/")
+    assert again.status_code == 200
+    assert again.json() == body
+
+
+# --- resuming from another client --------------------------------------------------------------
+def test_a_second_client_resumes_by_fingerprint_and_uploads_only_the_missing_parts(
+    api_client, user, real_s3
+):
+    data = os.urandom(16 * MiB + 12345)
+    fingerprint = "film.mov:16789561:1700000000:ab12cd34"
+
+    # The first client starts, PUTs parts 1 and 2, reports only part 1, and goes away.
+    upload = create(api_client, data, part_size=5 * MiB, fingerprint=fingerprint)
+    assert upload["part_count"] == 4
+    first_signed = sign(api_client, upload, [{"number": n} for n in (1, 2, 3, 4)])
+    etag_1 = put(first_signed[1], part_bytes(data, upload, 1))
+    etag_2 = put(first_signed[2], part_bytes(data, upload, 2))  # PUT, never reported
+    report(api_client, upload, [{"number": 1, "etag": etag_1}])
+
+    # A second client on another device: a fresh token for the same user, nothing else.
+    out = StringIO()
+    call_command("drf_create_token", "--reset", user.username, stdout=out)
+    key = Token.objects.get(user=user).key
+    assert key in out.getvalue()
+    second = token_client(key)
+
+    listed = second.get("/api/uploads/", {"fingerprint": fingerprint, "status": "uploading"})
+    assert listed.status_code == 200
+    assert [item["id"] for item in listed.json()["results"]] == [upload["id"]]
+
+    # The detail shows exactly the parts S3 holds, including the one never reported.
+    detail = second.get(f"/api/uploads/{upload['id']}/")
+    assert detail.status_code == 200
+    parts = {p["number"]: p for p in detail.json()["parts"] if p["etag"]}
+    assert sorted(parts) == [1, 2]
+    in_s3 = {p.number: p.etag for p in real_s3.list_parts(upload["key"], _s3_id(upload))}
+    assert {n: p["etag"] for n, p in parts.items()} == in_s3
+    assert in_s3 == {1: etag_1.strip('"'), 2: etag_2.strip('"')}
+    assert detail.json()["bytes_uploaded"] == 10 * MiB
+
+    # It uploads only the rest, and completes.
+    rest = [n for n in range(1, upload["part_count"] + 1) if n not in parts]
+    assert rest == [3, 4]
+    signed = sign(second, upload, [{"number": n} for n in rest])
+    report(
+        second,
+        upload,
+        [{"number": n, "etag": put(signed[n], part_bytes(data, upload, n))} for n in rest],
+    )
+    done = second.post(f"/api/uploads/{upload['id']}/complete/")
+    assert done.status_code == 200, done.json()
+    assert done.json()["status"] == "completed"
+    assert stored_bytes(real_s3, upload["key"]) == data
+
+
+def _s3_id(upload: dict) -> str:
+    return Upload.objects.get(pk=upload["id"]).s3_upload_id
+
+
+# --- completing too early ------------------------------------------------------------------------
+def test_completing_with_a_part_missing_answers_409_naming_it_and_stays_resumable(
+    api_client, real_s3
+):
+    data = os.urandom(12 * MiB)
+    upload = create(api_client, data, part_size=5 * MiB)
+    signed = sign(api_client, upload, [{"number": n} for n in (1, 2, 3)])
+    report(
+        api_client,
+        upload,
+        [{"number": n, "etag": put(signed[n], part_bytes(data, upload, n))} for n in (1, 3)],
+    )
+
+    early = api_client.post(f"/api/uploads/{upload['id']}/complete/")
+
+    assert early.status_code == 409
+    assert early.json() == {
+        "code": "part_missing",
+        "detail": "1 of 3 parts are not in storage.",
+        "missing_parts": [2],
+    }
+    assert real_s3.head_object(upload["key"]) is None
+    detail = api_client.get(f"/api/uploads/{upload['id']}/").json()
+    assert detail["status"] == "uploading"
+    assert [p["number"] for p in detail["parts"] if p["etag"]] == [1, 3]
+
+    # Still resumable: the same signed URL takes part 2, and completion now succeeds.
+    report(api_client, upload, [{"number": 2, "etag": put(signed[2], part_bytes(data, upload, 2))}])
+    done = api_client.post(f"/api/uploads/{upload['id']}/complete/")
+    assert done.status_code == 200, done.json()
+    assert stored_bytes(real_s3, upload["key"]) == data

@@ -1,0 +1,365 @@
+"""The uploads admin: what operators see, who may see it, and the actions on real rows (moto)."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.contrib.messages import get_messages
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.factories import UploadFactory, UploadPartFactory, UserFactory
+from uploads import services
+from uploads.models import Upload
+from uploads.storage import MultipartStorage
+
+pytestmark = pytest.mark.unit
+Status = Upload.Status
+CHANGELIST = reverse("admin:uploads_upload_changelist")
+ORPHANS = reverse("admin:uploads_upload_orphans")
+DATA = b"partwise " * 100
+
+
+def detail_url(upload: Upload) -> str:
+    return reverse("admin:uploads_upload_change", args=[upload.pk])
+
+
+def start(owner, *, put: bool = True) -> Upload:
+    """An upload started in moto, its one part PUT to S3 but not reported."""
+    upload, _ = services.start_upload(owner=owner, filename="movie.mkv", size=len(DATA))
+    if put:
+        storage = services.get_storage()
+        storage.client.upload_part(
+            Bucket=storage.bucket,
+            Key=upload.key,
+            UploadId=upload.s3_upload_id,
+            PartNumber=1,
+            Body=DATA,
+        )
+    return upload
+
+
+def shown(response) -> set[str]:
+    return {upload.filename for upload in response.context["cl"].result_list}
+
+
+def messages_of(response) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+@pytest.fixture
+def staff_viewer(db) -> Client:
+    """Staff that may view uploads but not operate on them."""
+    user = UserFactory(username="viewer", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_upload"))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+# --- who may see it ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "url",
+    [CHANGELIST, ORPHANS, "detail"],
+    ids=["changelist", "orphans", "detail"],
+)
+def test_non_staff_users_are_sent_to_the_login_page(client, user, url):
+    upload = UploadFactory(owner=user)
+    client.force_login(user)
+
+    response = client.get(detail_url(upload) if url == "detail" else url)
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("admin:login"))
+
+
+def test_staff_without_the_change_permission_can_look_but_not_operate(staff_viewer, storage):
+    UploadFactory(filename="seen.bin")
+
+    listing = staff_viewer.get(CHANGELIST)
+
+    assert listing.status_code == 200
+    assert shown(listing) == {"seen.bin"}
+    assert listing.context["action_form"] is None or not listing.context["cl"].actions
+    assert "Orphans in S3" not in listing.text
+    assert staff_viewer.get(ORPHANS).status_code == 403
+
+
+def test_the_admin_adds_edits_and_deletes_nothing(admin_client, storage):
+    upload = UploadFactory()
+
+    assert admin_client.get(reverse("admin:uploads_upload_add")).status_code == 403
+    edit = admin_client.post(detail_url(upload), {"status": "completed", "filename": "x"})
+    assert edit.status_code == 403
+    delete_url = reverse("admin:uploads_upload_delete", args=[upload.pk])
+    assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403
+    assert Upload.objects.get(pk=upload.pk).status == Status.UPLOADING
+
+
+# --- the changelist ------------------------------------------------------------------------
+@pytest.fixture
+def one_of_each(db) -> dict[str, Upload]:
+    return {status: UploadFactory(status=status, filename=f"{status}.bin") for status in Status}
+
+
+def test_the_changelist_shows_incomplete_uploads_by_default(admin_client, storage, one_of_each):
+    response = admin_client.get(CHANGELIST)
+
+    assert response.status_code == 200
+    assert shown(response) == {"uploading.bin", "completing.bin", "failed.bin"}
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("status=all", {f"{status}.bin" for status in Status}),
+        ("status=completed", {"completed.bin"}),
+        ("status=expired", {"expired.bin"}),
+    ],
+    ids=["all", "completed", "expired"],
+)
+def test_the_status_filter_shows_all_or_one_status(admin_client, storage, one_of_each, query, expected):
+    assert shown(admin_client.get(f"{CHANGELIST}?{query}")) == expected
+
+
+def test_the_changelist_counts_every_status(admin_client, storage, one_of_each):
+    UploadFactory(status=Status.UPLOADING)
+
+    response = admin_client.get(CHANGELIST)
+
+    counts = {value: count for value, _label, count in response.context["status_counts"]}
+    assert counts == {**{status.value: 1 for status in Status}, "uploading": 2}
+    assert "Uploading: <strong>2</strong>" in response.text
+
+
+def test_the_stale_filter_shows_uploads_past_their_expiry(admin_client, storage):
+    UploadFactory(filename="stale.bin", expires_at=timezone.now() - timedelta(hours=1))
+    UploadFactory(filename="fresh.bin")
+
+    assert shown(admin_client.get(f"{CHANGELIST}?stale=yes")) == {"stale.bin"}
+    assert shown(admin_client.get(f"{CHANGELIST}?stale=no")) == {"fresh.bin"}
+    assert "stale for" in admin_client.get(f"{CHANGELIST}?stale=yes").text
+
+
+def test_the_owner_filter_shows_one_owners_uploads(admin_client, storage, user, other_user):
+    UploadFactory(owner=user, filename="alice.bin")
+    UploadFactory(owner=other_user, filename="mallory.bin")
+
+    response = admin_client.get(f"{CHANGELIST}?owner__id__exact={other_user.pk}")
+
+    assert shown(response) == {"mallory.bin"}
+
+
+@pytest.mark.parametrize(
+    "term",
+    ["holiday", "mallory", "id", "key"],
+    ids=["filename", "owner", "id", "key"],
+)
+def test_search_finds_uploads_by_filename_owner_id_and_key(admin_client, storage, other_user, term):
+    wanted = UploadFactory(owner=other_user, filename="holiday.mov")
+    UploadFactory(filename="other.bin")
+    query = {"holiday": "holiday", "mallory": "mallory", "id": str(wanted.pk)}.get(
+        term, wanted.key.rsplit("/", 1)[0]
+    )
+
+    response = admin_client.get(CHANGELIST, {"q": query})
+
+    assert shown(response) == {"holiday.mov"}
+
+
+def test_each_row_shows_owner_size_progress_age_activity_and_expiry(admin_client, storage, user):
+    upload = UploadFactory(owner=user, filename="big.iso")
+    UploadPartFactory(upload=upload, number=1)
+    UploadPartFactory(upload=upload, number=2)
+    Upload.objects.filter(pk=upload.pk).update(parts_uploaded=2, bytes_uploaded=10 * 1024**2)
+
+    text = admin_client.get(CHANGELIST).text
+
+    assert '<progress max="100" value="90"' in text
+    assert "10.0\xa0MB of 11.0\xa0MB · 2/3 parts" in text
+    assert "alice" in text
+    assert "in 6\xa0days" in text  # expiry
+
+
+def test_the_changelist_shows_when_the_lifecycle_rule_lets_s3_abort_an_upload(
+    admin_client, storage
+):
+    storage.put_bucket_lifecycle_configuration(prefix="uploads/", days=8)
+    upload = UploadFactory()
+    expected = services.lifecycle_abort_date(upload.created_at, 8)
+
+    response = admin_client.get(CHANGELIST)
+
+    [row] = response.context["cl"].result_list
+    assert response.context["cl"].model_admin.s3_abort_date(row) == expected
+    assert "midnight" in response.text
+
+
+def test_the_changelist_query_count_does_not_grow_with_uploads_or_parts(
+    admin_client, storage, django_assert_max_num_queries
+):
+    def add_uploads(count: int) -> None:
+        for _ in range(count):
+            upload = UploadFactory(owner=UserFactory())
+            for number in (1, 2, 3):
+                UploadPartFactory(upload=upload, number=number)
+
+    add_uploads(1)
+    with CaptureQueriesContext(connection) as one:
+        assert admin_client.get(CHANGELIST).status_code == 200
+    add_uploads(49)
+
+    with django_assert_max_num_queries(len(one.captured_queries)):
+        response = admin_client.get(CHANGELIST)
+    assert len(response.context["cl"].result_list) == 50
+
+
+# --- the detail page -----------------------------------------------------------------------
+def test_the_detail_page_lists_recorded_parts_and_on_demand_the_parts_in_s3(
+    admin_client, storage, user
+):
+    upload = start(user)
+    # Recorded but never in S3: the live view says it does not match.
+    UploadPartFactory(upload=upload, number=1, etag="0" * 32, size=len(DATA))
+
+    page = admin_client.get(detail_url(upload))
+
+    assert page.status_code == 200
+    assert [part.number for part in page.context["recorded_parts"]] == [1]
+    assert "0" * 32 in page.text
+    assert "live_parts" not in page.context
+    assert 'id="load-live-parts"' in page.text
+
+    live = admin_client.get(detail_url(upload), {"live": "1"})
+
+    [(part, matches)] = live.context["live_parts"]
+    assert (part.number, part.size, matches) == (1, len(DATA), False)
+    assert Upload.objects.get(pk=upload.pk).parts_uploaded == 0  # looking changes nothing
+
+
+def test_the_detail_page_reports_an_s3_failure_instead_of_crashing(
+    admin_client, storage, user, monkeypatch
+):
+    upload = start(user)
+
+    def fail(self, key, upload_id):
+        raise services.StorageFailed("S3 could not be reached for ListParts.")
+
+    monkeypatch.setattr(MultipartStorage, "list_parts", fail)
+    response = admin_client.get(detail_url(upload), {"live": "1"})
+
+    assert response.status_code == 200
+    assert "S3: S3 could not be reached for ListParts." in messages_of(response)
+
+
+# --- actions -------------------------------------------------------------------------------
+def act(client: Client, action: str, uploads, query: str = "") -> list[str]:
+    response = client.post(
+        f"{CHANGELIST}{query}",
+        {"action": action, "_selected_action": [str(upload.pk) for upload in uploads]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    return messages_of(response)
+
+
+def test_the_abort_action_aborts_in_s3_and_reports_the_count(admin_client, storage, user):
+    first, second = start(user), start(user)
+
+    assert act(admin_client, "abort", [first, second]) == ["Aborted 2 uploads."]
+
+    assert set(Upload.objects.values_list("status", flat=True)) == {Status.ABORTED}
+    assert storage.list_multipart_uploads("uploads/") == []
+
+
+def test_the_abort_action_refuses_a_completed_upload_and_says_so(admin_client, storage, user):
+    upload = start(user)
+    services.complete_upload(upload, by=user)
+
+    messages = act(admin_client, "abort", [upload], query="?status=all")
+
+    assert messages[0] == "Aborted 0 uploads."
+    assert "cannot be aborted" in messages[1]
+    assert Upload.objects.get(pk=upload.pk).status == Status.COMPLETED
+
+
+def test_the_reconcile_action_records_what_s3_holds(admin_client, storage, user):
+    upload = start(user)
+    untouched = start(user, put=False)
+
+    messages = act(admin_client, "reconcile", [upload, untouched])
+
+    assert messages == ["Reconciled 2 uploads with S3: 1 changed."]
+    assert Upload.objects.get(pk=upload.pk).bytes_uploaded == len(DATA)
+
+
+def test_the_extend_expiry_action_moves_the_expiry_by_the_stale_period(
+    admin_client, storage, settings
+):
+    settings.UPLOADS_STALE_AFTER = 7 * 24 * 3600
+    stale = UploadFactory(expires_at=timezone.now() - timedelta(hours=1))
+
+    assert act(admin_client, "extend_expiry", [stale]) == [
+        "Extended the expiry of 1 upload by 1\xa0week."
+    ]
+    assert Upload.objects.get(pk=stale.pk).expires_at > timezone.now() + timedelta(days=6)
+
+
+# --- orphans -------------------------------------------------------------------------------
+def test_the_orphans_page_lists_s3_uploads_no_live_row_owns(admin_client, storage, user):
+    live = start(user)
+    lost = storage.create_multipart_upload("uploads/lost/file.bin", content_type="")
+    storage.create_multipart_upload("elsewhere/file.bin", content_type="")
+
+    response = admin_client.get(ORPHANS)
+
+    assert response.status_code == 200
+    rows = response.context["orphans"]
+    assert [(row["orphan"].key, row["orphan"].upload_id) for row in rows] == [
+        ("uploads/lost/file.bin", lost)
+    ]
+    assert live.key not in response.text
+    assert "elsewhere/" not in response.text
+    assert "years" in rows[0]["age"]  # moto dates every multipart upload in 2010
+
+
+def test_the_orphans_page_links_an_expired_row_whose_abort_did_not_finish(
+    admin_client, storage, user
+):
+    upload = start(user)
+    Upload.objects.filter(pk=upload.pk).update(status=Status.EXPIRED)
+
+    response = admin_client.get(ORPHANS)
+
+    [row] = response.context["orphans"]
+    assert row["row_url"] == detail_url(upload)
+
+
+def test_the_orphans_page_aborts_the_selected_orphans(admin_client, storage, user):
+    live = start(user)
+    lost = storage.create_multipart_upload("uploads/lost/file.bin", content_type="")
+    kept = storage.create_multipart_upload("uploads/lost/other.bin", content_type="")
+
+    response = admin_client.post(
+        ORPHANS,
+        {
+            "orphan": [
+                json.dumps(["uploads/lost/file.bin", lost]),
+                json.dumps([live.key, live.s3_upload_id]),  # not an orphan: left alone
+                "not json",
+            ]
+        },
+        follow=True,
+    )
+
+    assert messages_of(response) == ["Aborted 1 orphaned multipart uploads in S3."]
+    remaining = {item.upload_id for item in storage.list_multipart_uploads("uploads/")}
+    assert remaining == {kept, live.s3_upload_id}
+
+
+def test_the_orphans_page_shows_none_when_there_are_none(admin_client, storage):
+    assert 'id="no-orphans"' in admin_client.get(ORPHANS).text

@@ -1,0 +1,318 @@
+"""The management commands behind `make run`: setup_storage (against moto) and rundev's parts.
+
+The same commands against a real SeaweedFS, and `rundev` as a whole, are in
+tests/integration/test_commands.py.
+"""
+
+import re
+import socket
+import stat
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from uploads.embedded_s3 import Ports
+from uploads.exceptions import StorageFailed
+from uploads.management.commands import rundev
+from uploads.management.commands.setup_storage import lifecycle_days
+from uploads.storage import CORS_RULE_ID, LIFECYCLE_RULE_ID, cors_rule, get_storage
+
+pytestmark = pytest.mark.unit
+DAY = 24 * 3600
+ORIGINS = ["http://127.0.0.1:8000", "http://localhost:8000"]
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command("setup_storage", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def fresh_bucket(s3, settings) -> str:
+    """Settings naming a bucket that does not exist yet."""
+    settings.UPLOADS_BUCKET = "partwise-fresh"
+    settings.UPLOADS_CORS_ORIGINS = ORIGINS
+    settings.UPLOADS_KEY_PREFIX = "uploads/"
+    settings.UPLOADS_STALE_AFTER = 7 * DAY
+    return "partwise-fresh"
+
+
+def rules_of(storage) -> tuple[list, list]:
+    return storage.get_bucket_cors(), storage.get_bucket_lifecycle_configuration()
+
+
+# --- setup_storage -------------------------------------------------------------------------
+def test_setup_storage_creates_the_bucket_its_cors_and_its_lifecycle_rule(fresh_bucket):
+    output = run()
+
+    assert output.splitlines() == [
+        "bucket partwise-fresh: created (new bucket)",
+        "CORS: created (PUT from http://127.0.0.1:8000, http://localhost:8000; exposes ETag)",
+        "lifecycle: created (S3 aborts incomplete multipart uploads under uploads/ after 8 days)",
+    ]
+    cors, lifecycle = rules_of(get_storage())
+    assert cors == [
+        {
+            "ID": CORS_RULE_ID,
+            "AllowedOrigins": ORIGINS,
+            "AllowedMethods": ["PUT", "GET", "HEAD"],
+            "AllowedHeaders": ["*"],
+            "ExposeHeaders": ["ETag", "x-amz-checksum-sha256"],
+            "MaxAgeSeconds": 3600,
+        }
+    ]
+    assert lifecycle == [
+        {
+            "ID": LIFECYCLE_RULE_ID,
+            "Status": "Enabled",
+            "Filter": {"Prefix": "uploads/"},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 8},
+        }
+    ]
+
+
+def test_setup_storage_run_twice_changes_nothing_the_second_time(fresh_bucket, monkeypatch):
+    run()
+    storage = get_storage()
+    before = rules_of(storage)
+    writes = []
+    monkeypatch.setattr(storage, "put_bucket_cors", lambda *a, **k: writes.append("cors"))
+    monkeypatch.setattr(
+        storage, "put_bucket_lifecycle_configuration", lambda *a, **k: writes.append("lc")
+    )
+
+    output = run()
+
+    assert writes == []
+    assert [line.split(" (")[0] for line in output.splitlines()] == [
+        "bucket partwise-fresh: ok",
+        "CORS: ok",
+        "lifecycle: ok",
+    ]
+    assert rules_of(storage) == before
+
+
+def test_setup_storage_keeps_the_buckets_other_cors_and_lifecycle_rules(fresh_bucket):
+    storage = get_storage()
+    storage.create_bucket()
+    theirs_cors = {"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}
+    theirs_rule = {
+        "ID": "expire-logs",
+        "Status": "Enabled",
+        "Filter": {"Prefix": "logs/"},
+        "Expiration": {"Days": 30},
+    }
+    storage.client.put_bucket_cors(
+        Bucket=storage.bucket, CORSConfiguration={"CORSRules": [theirs_cors]}
+    )
+    storage.client.put_bucket_lifecycle_configuration(
+        Bucket=storage.bucket, LifecycleConfiguration={"Rules": [theirs_rule]}
+    )
+
+    run()
+    run()  # and a second run does not pile up copies
+
+    cors, lifecycle = rules_of(storage)
+    assert [rule.get("ID") for rule in cors] == [CORS_RULE_ID, None]
+    assert cors[1] == theirs_cors
+    assert [rule["ID"] for rule in lifecycle] == [LIFECYCLE_RULE_ID, "expire-logs"]
+    assert lifecycle[1] == theirs_rule
+
+
+def test_setup_storage_updates_its_rules_when_the_settings_change(fresh_bucket, settings):
+    run()
+    settings.UPLOADS_CORS_ORIGINS = ["https://app.example.com"]
+    settings.UPLOADS_STALE_AFTER = 2 * DAY
+
+    output = run()
+
+    assert "CORS: updated (PUT from https://app.example.com; exposes ETag)" in output
+    assert (
+        "lifecycle: updated (S3 aborts incomplete multipart uploads under uploads/ after 3 days)"
+        in output
+    )
+    cors, lifecycle = rules_of(get_storage())
+    assert [rule["AllowedOrigins"] for rule in cors] == [["https://app.example.com"]]
+    assert [rule["AbortIncompleteMultipartUpload"] for rule in lifecycle] == [
+        {"DaysAfterInitiation": 3}
+    ]
+
+
+def test_setup_storage_recognises_its_rule_on_a_server_that_drops_rule_ids(fresh_bucket):
+    storage = get_storage()
+    storage.create_bucket()
+    anonymous = {key: value for key, value in cors_rule(ORIGINS).items() if key != "ID"}
+    storage.client.put_bucket_cors(
+        Bucket=storage.bucket, CORSConfiguration={"CORSRules": [anonymous]}
+    )
+
+    assert "CORS: ok" in run()
+    assert len(storage.get_bucket_cors()) == 1
+
+
+def test_setup_storage_skips_cors_when_no_origin_is_configured(fresh_bucket, settings):
+    settings.UPLOADS_CORS_ORIGINS = []
+
+    output = run()
+
+    assert "CORS: skipped (UPLOADS_CORS_ORIGINS is empty: no browser may upload)" in output
+    assert get_storage().get_bucket_cors() == []
+
+
+def test_setup_storage_check_reports_a_missing_bucket_and_creates_nothing(fresh_bucket):
+    out = StringIO()
+    with pytest.raises(CommandError, match=r"is not set up: run `manage\.py setup_storage`"):
+        call_command("setup_storage", "--check", stdout=out)
+
+    assert out.getvalue().splitlines() == ["bucket partwise-fresh: missing (does not exist)"]
+    assert get_storage().head_bucket() is False
+
+
+def test_setup_storage_check_reports_missing_rules_and_changes_nothing(fresh_bucket):
+    get_storage().create_bucket()
+    out = StringIO()
+    with pytest.raises(CommandError, match="not set up"):
+        call_command("setup_storage", "--check", stdout=out)
+
+    assert [line.split(" (")[0] for line in out.getvalue().splitlines()] == [
+        "bucket partwise-fresh: ok",
+        "CORS: missing",
+        "lifecycle: missing",
+    ]
+    assert rules_of(get_storage()) == ([], [])
+
+
+def test_setup_storage_check_reports_rules_that_differ(fresh_bucket, settings):
+    run()
+    settings.UPLOADS_CORS_ORIGINS = ["https://app.example.com"]
+    settings.UPLOADS_STALE_AFTER = DAY
+    out = StringIO()
+    with pytest.raises(CommandError, match="not set up"):
+        call_command("setup_storage", "--check", stdout=out)
+
+    assert [line.split(" (")[0] for line in out.getvalue().splitlines()] == [
+        "bucket partwise-fresh: ok",
+        "CORS: differs",
+        "lifecycle: differs",
+    ]
+
+
+def test_setup_storage_check_passes_on_a_bucket_that_is_set_up(fresh_bucket):
+    run()
+
+    output = run("--check")
+
+    assert output.splitlines()[-1] == "storage at AWS S3 is set up."
+
+
+def test_setup_storage_names_the_endpoint_when_storage_fails(fresh_bucket, monkeypatch, settings):
+    settings.AWS_S3_ENDPOINT_URL = "http://127.0.0.1:9"
+
+    def refuse(self):
+        raise StorageFailed("S3 could not be reached for HeadBucket.")
+
+    monkeypatch.setattr("uploads.storage.MultipartStorage.head_bucket", refuse)
+    with pytest.raises(CommandError, match=r"HeadBucket\. Is http://127\.0\.0\.1:9 reachable"):
+        run()
+
+
+@pytest.mark.parametrize(
+    ("stale_after", "days"),
+    [(0, 1), (3600, 2), (DAY, 2), (DAY + 1, 3), (7 * DAY, 8)],
+    ids=["zero", "an-hour", "a-day", "a-day-and-a-second", "a-week"],
+)
+def test_lifecycle_days_are_one_more_than_the_stale_period_rounded_up(stale_after, days):
+    assert lifecycle_days(stale_after) == days
+
+
+# --- rundev: the pieces that do not start processes ------------------------------------------
+def test_dev_user_is_a_superuser_whose_password_is_generated_once(db, tmp_path):
+    first = rundev.ensure_dev_user(tmp_path)
+    second = rundev.ensure_dev_user(tmp_path)
+
+    assert first == second
+    assert len(first.password) >= 16
+    assert (tmp_path / rundev.DEV_LOGIN_FILE).read_text() == first.password
+    assert stat.S_IMODE((tmp_path / rundev.DEV_LOGIN_FILE).stat().st_mode) == 0o600
+    user = get_user_model().objects.get(username="dev")
+    assert user.is_superuser
+    assert user.is_staff
+    assert user.check_password(first.password)
+    assert user.auth_token.key == first.token
+
+
+def test_dev_user_gets_the_stored_password_back_after_it_was_changed(db, tmp_path):
+    login = rundev.ensure_dev_user(tmp_path)
+    user = get_user_model().objects.get(username="dev")
+    user.set_password("something else entirely")
+    user.save()
+
+    assert rundev.ensure_dev_user(tmp_path) == login
+    user.refresh_from_db()
+    assert user.check_password(login.password)
+
+
+def already_serving(port: int) -> str:
+    return re.escape(f"Port {port} (S3 API) is already serving on 127.0.0.1")
+
+
+@pytest.fixture
+def listening_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_require_free_refuses_a_port_that_is_already_serving(listening_port):
+    with pytest.raises(CommandError, match=already_serving(listening_port)):
+        rundev.require_free(listening_port, "S3 API", "Stop it.")
+
+
+def test_require_free_accepts_a_free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    rundev.require_free(port, "S3 API", "Stop it.")
+
+
+def test_rundev_fails_clearly_when_the_s3_port_is_already_serving(
+    db, settings, listening_port, tmp_path
+):
+    settings.AWS_S3_ENDPOINT_URL = f"http://127.0.0.1:{listening_port}"
+    settings.AWS_ACCESS_KEY_ID = "k"
+    settings.AWS_SECRET_ACCESS_KEY = "s"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        web = sock.getsockname()[1]
+
+    with pytest.raises(CommandError, match=already_serving(listening_port)):
+        call_command("rundev", "--embedded-s3=always", f"--addr=127.0.0.1:{web}")
+
+
+def test_rundev_refuses_an_embedded_s3_that_is_not_on_loopback(db, settings):
+    settings.AWS_S3_ENDPOINT_URL = "https://s3.example.com"
+
+    with pytest.raises(CommandError, match=re.escape("runs on http://127.0.0.1:<port>")):
+        call_command("rundev", "--embedded-s3=always")
+
+
+@pytest.mark.parametrize("addr", ["8000", "localhost", "127.0.0.1:http"], ids=str)
+def test_rundev_refuses_a_malformed_address(addr):
+    with pytest.raises(CommandError, match="--addr must be HOST:PORT"):
+        rundev.parse_addr(addr)
+
+
+def test_seaweedfs_keeps_its_documented_ports_next_to_s3_on_8333():
+    assert rundev.seaweedfs_ports(8333) == Ports()
+
+
+def test_seaweedfs_takes_free_ports_next_to_any_other_s3_port():
+    ports = rundev.seaweedfs_ports(41234)
+
+    assert ports.s3 == 41234
+    fixed = {Ports().master, Ports().volume, Ports().filer, Ports().webdav, Ports().admin}
+    assert not fixed & {ports.master, ports.volume, ports.filer, ports.webdav, ports.admin}

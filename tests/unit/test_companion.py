@@ -1,0 +1,319 @@
+"""The Uppy/Companion-compatible endpoints: Companion's contract (UPPY.md), Partwise's rules."""
+
+import hashlib
+import uuid
+
+import pytest
+import requests
+from django.utils.crypto import get_random_string
+from rest_framework.test import APIClient
+
+from uploads.models import Upload
+
+MiB = 1024 * 1024
+pytestmark = pytest.mark.unit
+
+
+def start(client, filename="movie.bin", content_type="application/octet-stream"):
+    response = client.post(
+        "/s3/multipart",
+        {"filename": filename, "type": content_type, "metadata": {"name": filename}},
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+    return response.json()
+
+
+def put_part(client, created, number, body):
+    signed = client.get(
+        f"/s3/multipart/{created['uploadId']}/{number}", {"key": created["key"]}
+    ).json()
+    put = requests.put(signed["url"], data=body, headers=signed["headers"], timeout=30)
+    assert put.status_code == 200, put.text
+    return put.headers["ETag"]
+
+
+@pytest.fixture
+def session_client(user) -> APIClient:
+    """A logged-in browser: session cookie, CSRF checks on, no token."""
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize(
+    "quote", [lambda etag: etag, lambda etag: etag.strip('"')], ids=["uppy5-quoted", "uppy6-bare"]
+)
+def test_an_uppy_upload_completes_with_quoted_or_bare_etags(api_client, storage, user, quote):
+    data = bytes(range(256)) * (5 * MiB // 256) + b"the tail"
+    created = start(api_client)
+    etags = [
+        put_part(api_client, created, 1, data[: 5 * MiB]),
+        put_part(api_client, created, 2, data[5 * MiB :]),
+    ]
+    done = api_client.post(
+        f"/s3/multipart/{created['uploadId']}/complete?key={created['key']}",
+        {"parts": [{"PartNumber": n, "ETag": quote(etag)} for n, etag in enumerate(etags, 1)]},
+        format="json",
+    )
+    assert done.status_code == 200, done.json()
+    assert done.json() == {
+        "location": f"http://testserver/api/uploads/{created['uploadId']}/",
+        "key": created["key"],
+        "bucket": storage.bucket,
+    }
+    upload = Upload.objects.get(pk=created["uploadId"])
+    assert (upload.status, upload.size, upload.owner) == ("completed", len(data), user)
+    body = storage.client.get_object(Bucket=storage.bucket, Key=created["key"])["Body"].read()
+    assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
+    again = api_client.post(
+        f"/s3/multipart/{created['uploadId']}/complete",
+        {"parts": [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(etags, 1)]},
+        format="json",
+    )
+    assert again.json() == done.json()
+
+
+def test_create_answers_companions_shape_with_a_server_chosen_key(api_client, storage):
+    created = start(api_client, filename="my movie.bin")
+    upload = Upload.objects.get(pk=created["uploadId"])
+    assert created == {"key": upload.key, "uploadId": str(upload.id), "bucket": storage.bucket}
+    assert upload.key == f"uploads/{upload.id}/my_movie.bin"
+    assert (upload.size, upload.part_count) == (None, None)
+
+
+def test_create_refuses_a_path_in_the_filename_with_a_message_for_uppy5(api_client, storage):
+    response = api_client.post(
+        "/s3/multipart", {"filename": "a/b.bin", "type": "text/plain"}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_filename"
+    assert response.json()["message"] == response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"filename": ""}, {"filename": 3, "type": []}, {"filename": "a", "metadata": "x"}],
+    ids=["nothing", "empty-name", "wrong-types", "metadata-not-object"],
+)
+def test_create_refuses_a_malformed_body(api_client, storage, body):
+    response = api_client.post("/s3/multipart", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+
+
+def test_a_part_url_is_signed_without_a_length_for_uppy(api_client, storage):
+    created = start(api_client)
+    signed = api_client.get(f"/s3/multipart/{created['uploadId']}/7", {"key": created["key"]})
+    assert signed.status_code == 200
+    body = signed.json()
+    assert set(body) == {"url", "method", "headers", "expires"}
+    assert (body["method"], body["headers"], body["expires"]) == ("PUT", {}, 900)
+    assert "partNumber=7" in body["url"]
+    assert "content-length" not in body["url"].lower()
+
+
+def test_batch_signing_answers_one_url_per_part(api_client, storage):
+    created = start(api_client)
+    response = api_client.get(
+        f"/s3/multipart/{created['uploadId']}/batch",
+        {"key": created["key"], "partNumbers": "1,2,3"},
+    )
+    assert response.status_code == 200
+    urls = response.json()["presignedUrls"]
+    assert sorted(urls) == ["1", "2", "3"]
+    assert all(f"partNumber={n}" in urls[n] for n in urls)
+
+
+def test_listing_parts_answers_s3_part_objects(api_client, storage):
+    created = start(api_client)
+    etag = put_part(api_client, created, 1, b"x" * (5 * MiB))
+    response = api_client.get(f"/s3/multipart/{created['uploadId']}", {"key": created["key"]})
+    assert response.status_code == 200
+    (part,) = response.json()
+    assert (part["PartNumber"], part["Size"], part["ETag"]) == (1, 5 * MiB, etag)
+    assert part["LastModified"]
+
+
+def test_abort_answers_an_empty_object_and_aborts(api_client, storage):
+    created = start(api_client)
+    response = api_client.delete(f"/s3/multipart/{created['uploadId']}?key={created['key']}")
+    assert (response.status_code, response.json()) == (200, {})
+    assert Upload.objects.get(pk=created["uploadId"]).status == "aborted"
+    assert storage.list_multipart_uploads("uploads/") == []
+
+
+def test_complete_with_a_reported_part_missing_in_s3_answers_part_missing(api_client, storage):
+    created = start(api_client)
+    etag = put_part(api_client, created, 1, b"x" * (5 * MiB))
+    response = api_client.post(
+        f"/s3/multipart/{created['uploadId']}/complete",
+        {"parts": [{"PartNumber": 1, "ETag": etag}, {"PartNumber": 2, "ETag": "a" * 32}]},
+        format="json",
+    )
+    assert response.status_code == 409
+    assert (response.json()["code"], response.json()["missing_parts"]) == ("part_missing", [2])
+    assert Upload.objects.get(pk=created["uploadId"]).status == "uploading"
+
+
+def test_complete_refuses_an_etag_s3_does_not_hold(api_client, storage):
+    created = start(api_client)
+    put_part(api_client, created, 1, b"x" * 100)
+    response = api_client.post(
+        f"/s3/multipart/{created['uploadId']}/complete",
+        {"parts": [{"PartNumber": 1, "ETag": '"' + "b" * 32 + '"'}]},
+        format="json",
+    )
+    assert response.status_code == 409
+    assert response.json()["code"] == "part_mismatch"
+
+
+def test_complete_refuses_a_small_part_before_the_last(api_client, storage):
+    created = start(api_client)
+    parts = [
+        {"PartNumber": n, "ETag": put_part(api_client, created, n, b"y" * MiB)} for n in (1, 2)
+    ]
+    response = api_client.post(
+        f"/s3/multipart/{created['uploadId']}/complete", {"parts": parts}, format="json"
+    )
+    assert (response.status_code, response.json()["code"]) == (409, "part_mismatch")
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [],
+        [{"PartNumber": 2, "ETag": "a" * 32}],
+        [{"PartNumber": 1, "ETag": "a" * 32}, {"PartNumber": 1, "ETag": "a" * 32}],
+        [{"PartNumber": "1", "ETag": "a" * 32}],
+        [{"PartNumber": 1}],
+    ],
+    ids=["empty", "not-from-one", "repeated", "number-as-string", "no-etag"],
+)
+def test_complete_refuses_a_malformed_part_list(api_client, storage, parts):
+    created = start(api_client)
+    response = api_client.post(
+        f"/s3/multipart/{created['uploadId']}/complete", {"parts": parts}, format="json"
+    )
+    assert (response.status_code, response.json()["code"]) == (400, "invalid")
+
+
+@pytest.mark.parametrize("number", ["0", "10001", "abc", "-1"], ids=str)
+def test_signing_refuses_a_part_number_out_of_range(api_client, storage, number):
+    created = start(api_client)
+    response = api_client.get(f"/s3/multipart/{created['uploadId']}/{number}")
+    assert response.status_code == 400
+
+
+def test_a_key_that_is_not_the_uploads_is_refused(api_client, storage):
+    created = start(api_client)
+    response = api_client.get(f"/s3/multipart/{created['uploadId']}/1", {"key": "uploads/other"})
+    assert (response.status_code, response.json()["code"]) == (400, "key_mismatch")
+
+
+ROUTES = [
+    ("get", "/s3/multipart/{id}", None),
+    ("delete", "/s3/multipart/{id}", None),
+    ("get", "/s3/multipart/{id}/1", None),
+    ("get", "/s3/multipart/{id}/batch?partNumbers=1", None),
+    ("post", "/s3/multipart/{id}/complete", {"parts": [{"PartNumber": 1, "ETag": "a" * 32}]}),
+]
+ROUTE_IDS = ["list", "abort", "sign", "batch", "complete"]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES, ids=ROUTE_IDS)
+def test_another_users_upload_id_is_not_found(
+    api_client, other_client, storage, method, path, body
+):
+    created = start(api_client)
+    url = path.format(id=created["uploadId"])
+    response = getattr(other_client, method)(url, body, format="json")
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")
+    assert Upload.objects.get(pk=created["uploadId"]).status == "uploading"
+
+
+@pytest.mark.parametrize(
+    "upload_id", ["not-a-uuid", str(uuid.uuid4())], ids=["malformed", "unknown"]
+)
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES, ids=ROUTE_IDS)
+def test_an_unknown_upload_id_is_not_found(api_client, storage, method, path, body, upload_id):
+    response = getattr(api_client, method)(path.format(id=upload_id), body, format="json")
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("post", "/s3/multipart"), ("get", "/s3/multipart/x/1"), ("get", "/s3/params")],
+    ids=["create", "sign", "params"],
+)
+def test_every_route_needs_a_login(db, method, path):
+    response = getattr(APIClient(), method)(path, {}, format="json")
+    assert (response.status_code, response.json()["code"]) == (401, "not_authenticated")
+
+
+def test_simple_uploads_are_refused_with_a_clear_error(api_client, storage):
+    response = api_client.get("/s3/params", {"filename": "a.txt", "type": "text/plain"})
+    assert response.status_code == 400
+    assert response.json()["code"] == "multipart_required"
+    assert "shouldUseMultipart: true" in response.json()["message"]
+
+
+def test_an_unknown_path_under_s3_is_a_json_404(api_client):
+    response = api_client.get("/s3/sts")
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")
+
+
+# --- CSRF for session logins -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "origin", ["http://testserver", "https://trusted.example"], ids=["same-origin", "trusted"]
+)
+def test_a_session_post_from_our_origin_needs_no_csrf_token(
+    session_client, storage, settings, origin
+):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://trusted.example"]
+    response = session_client.post(
+        "/s3/multipart", {"filename": "a.bin", "type": ""}, format="json", HTTP_ORIGIN=origin
+    )
+    assert response.status_code == 200, response.json()
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [None, "https://evil.example", "null", "http://testserver.evil.example"],
+    ids=["no-origin", "other-site", "opaque", "lookalike"],
+)
+def test_a_session_post_from_elsewhere_without_a_csrf_token_is_refused(
+    session_client, storage, origin
+):
+    extra = {"HTTP_ORIGIN": origin} if origin else {}
+    response = session_client.post(
+        "/s3/multipart", {"filename": "a.bin", "type": ""}, format="json", **extra
+    )
+    assert (response.status_code, response.json()["code"]) == (403, "csrf_failed")
+    assert not Upload.objects.exists()
+
+
+def test_a_session_delete_from_another_site_is_refused(session_client, api_client, storage):
+    created = start(api_client)
+    response = session_client.delete(
+        f"/s3/multipart/{created['uploadId']}", HTTP_ORIGIN="https://evil.example"
+    )
+    assert response.status_code == 403
+    assert Upload.objects.get(pk=created["uploadId"]).status == "uploading"
+
+
+def test_a_session_post_with_a_csrf_token_works_as_in_django(session_client, storage):
+    token = get_random_string(32)  # a CSRF secret, as Django's cookie holds it
+    session_client.cookies["csrftoken"] = token
+    response = session_client.post(
+        "/s3/multipart", {"filename": "a.bin", "type": ""}, format="json", HTTP_X_CSRFTOKEN=token
+    )
+    assert response.status_code == 200, response.json()
+
+
+def test_a_form_encoded_post_is_refused_even_from_our_origin(session_client, storage):
+    response = session_client.post(
+        "/s3/multipart", {"filename": "a.bin", "type": ""}, HTTP_ORIGIN="http://testserver"
+    )
+    assert response.status_code == 415
+    assert not Upload.objects.exists()

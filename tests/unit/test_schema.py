@@ -1,0 +1,82 @@
+"""The OpenAPI contract: generated without warnings, every route in it, every error code named."""
+
+import pytest
+import yaml
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from uploads.api.schema import error_codes
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def schema(tmp_path):
+    path = tmp_path / "schema.yaml"
+    # --fail-on-warn turns every drf-spectacular warning into an error, --validate checks the
+    # result against the OpenAPI 3 meta-schema.
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(path))
+    return yaml.safe_load(path.read_text())
+
+
+def test_the_schema_is_generated_without_a_warning_and_lists_every_route(schema):
+    assert set(schema["paths"]) == {
+        "/api/auth/token/",
+        "/api/auth/tokens/",
+        "/api/auth/tokens/{id}/",
+        "/api/uploads/",
+        "/api/uploads/{id}/",
+        "/api/uploads/{id}/complete/",
+        "/api/uploads/{id}/parts/",
+        "/api/uploads/{id}/sign/",
+        "/s3/multipart",
+        "/s3/multipart/{upload_id}",
+        "/s3/multipart/{upload_id}/{part_number}",
+        "/s3/multipart/{upload_id}/batch",
+        "/s3/multipart/{upload_id}/complete",
+        "/s3/params",
+    }
+
+
+def test_every_operation_documents_its_error_answers(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            statuses = set(operation["responses"])
+            assert {"400", "401", "404", "429"} <= statuses, (method, path)
+            error = operation["responses"]["404"]["content"]["application/json"]["schema"]
+            assert error == {"$ref": "#/components/schemas/Error"}
+
+
+def test_the_error_code_enum_names_every_code_with_its_status(schema):
+    code = schema["components"]["schemas"]["Error"]["properties"]["code"]
+    codes = error_codes()
+    assert code["enum"] == list(codes)
+    for expected, status in [
+        ("part_missing", 409),
+        ("multipart_required", 400),
+        ("key_mismatch", 400),
+        ("invalid_credentials", 401),
+        ("too_many_tokens", 409),
+        ("csrf_failed", 403),
+        ("throttled", 429),
+        ("storage_failed", 502),
+    ]:
+        assert codes[expected] == status
+        assert f"`{expected}` ({status})" in code["description"]
+
+
+def test_the_token_login_needs_no_authentication_in_the_schema(schema):
+    # No `security` on the operation and none at the top level: anyone may call it.
+    assert "security" not in schema["paths"]["/api/auth/token/"]["post"]
+    assert "security" not in schema
+    assert {"tokenAuth": []} in schema["paths"]["/api/uploads/"]["get"]["security"]
+
+
+def test_the_docs_page_and_the_schema_are_served(db):
+    client = APIClient()
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    assert b"swagger-ui" in docs.content
+    served = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert served.status_code == 200
+    assert "/s3/multipart" in served.json()["paths"]

@@ -1,0 +1,339 @@
+"""The operators' window on uploads: what is stuck, what S3 still holds, and a few actions.
+
+Read-only for everything S3-bound: no adding, editing or deleting rows (a deleted row would
+leave its S3 upload an orphan, an edited status would lie about S3). Each action calls one
+service and reports a count. A second page lists orphans: multipart uploads under
+UPLOADS_KEY_PREFIX that no live row owns. Reads of S3 go through the services too.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, IntegerField, Q, QuerySet, Value
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.timesince import timesince, timeuntil
+
+from . import services
+from .conf import upload_settings
+from .exceptions import StorageFailed
+from .models import Upload, UploadPart
+
+Status = Upload.Status
+PARTS_SHOWN = 1000  # recorded parts listed on the detail page; the rest are counted
+
+
+def _uploads(count: int) -> str:
+    return f"{count} upload" if count == 1 else f"{count} uploads"
+
+
+def _stale_q() -> Q:
+    # Past its expiry and still expirable: the next expiry sweep aborts it.
+    return Q(
+        status__in=services.EXPIRABLE, completed_at__isnull=True, expires_at__lt=timezone.now()
+    )
+
+
+class StatusFilter(admin.SimpleListFilter):
+    """Incomplete uploads unless another status (or all) is asked for."""
+
+    title = "status"
+    parameter_name = "status"
+    INCOMPLETE = "incomplete"
+    ALL = "all"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            (self.INCOMPLETE, "Incomplete (uploading, completing, failed)"),
+            *Status.choices,
+            (self.ALL, "All"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value() or self.INCOMPLETE
+        if value == self.ALL:
+            return queryset
+        if value == self.INCOMPLETE:
+            return queryset.filter(status__in=Upload.INCOMPLETE)
+        return queryset.filter(status=value)
+
+    def choices(self, changelist: Any) -> Any:
+        # No "All" on top that means "no parameter": no parameter means incomplete here.
+        current = self.value() or self.INCOMPLETE
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": current == str(lookup),
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+
+class StaleFilter(admin.SimpleListFilter):
+    title = "stale"
+    parameter_name = "stale"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Past its expiry"), ("no", "Not past its expiry")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        if self.value() == "yes":
+            return queryset.filter(_stale_q())
+        if self.value() == "no":
+            return queryset.exclude(_stale_q())
+        return None
+
+
+@admin.register(Upload)
+class UploadAdmin(admin.ModelAdmin):
+    list_display = [
+        "filename",
+        "owner",
+        "size_display",
+        "progress",
+        "status",
+        "age",
+        "last_activity",
+        "expiry",
+        "s3_abort_date",
+    ]
+    list_filter = [StatusFilter, StaleFilter, ("owner", admin.RelatedOnlyFieldListFilter)]
+    # The key holds the upload's id (prefix/<id>/name), so searching it finds ids too.
+    search_fields = ["filename", "key", "owner__username", "owner__email"]
+    list_select_related = ["owner"]
+    show_facets = admin.ShowFacets.NEVER  # counts per status come from one query instead
+    actions = ["abort", "reconcile", "extend_expiry"]
+    fieldsets = [
+        (None, {"fields": ["id", "owner", "filename", "status", "failure_reason"]}),
+        (
+            "Size and progress",
+            {
+                "fields": [
+                    "size",
+                    "content_type",
+                    "part_size",
+                    "part_count",
+                    "progress",
+                    "checksum_algorithm",
+                    "fingerprint",
+                ]
+            },
+        ),
+        ("S3", {"fields": ["key", "s3_upload_id", "etag", "checksum"]}),
+        ("Verification", {"fields": ["verification", "verified_at"]}),
+        (
+            "Times",
+            {"fields": ["created_at", "updated_at", "expires_at", "s3_abort_date", "completed_at"]},
+        ),
+    ]
+    readonly_fields = ["progress", "s3_abort_date"]
+
+    # --- read-only: state changes only through the actions (services) -------------------------
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        """May run the actions and abort orphans: who could change uploads in a plain admin."""
+        return request.user.has_perm("uploads.change_upload")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # S3's abort date needs the bucket's lifecycle rule: read once per request.
+        if not hasattr(request, "_partwise_lifecycle_days"):
+            request._partwise_lifecycle_days = services.lifecycle_abort_days()  # type: ignore[attr-defined]
+        days = request._partwise_lifecycle_days  # type: ignore[attr-defined]
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(lifecycle_days=Value(days, output_field=IntegerField(null=True)))
+        )
+
+    # --- columns ---------------------------------------------------------------------------
+    @admin.display(description="size", ordering="size")
+    def size_display(self, obj: Upload) -> str:
+        return filesizeformat(obj.size) if obj.size is not None else "not known yet"
+
+    @admin.display(description="progress", ordering="bytes_uploaded")
+    def progress(self, obj: Upload) -> str:
+        if obj.status == Status.COMPLETED:
+            percent = 100
+        elif obj.size:
+            percent = min(100, obj.bytes_uploaded * 100 // obj.size)
+        else:
+            percent = 0
+        parts = f"{obj.parts_uploaded}/{obj.part_count}" if obj.part_count else obj.parts_uploaded
+        total = filesizeformat(obj.size) if obj.size is not None else "?"
+        return format_html(
+            '<progress max="100" value="{}" title="{}%"></progress> {} of {} · {} parts',
+            percent,
+            percent,
+            filesizeformat(obj.bytes_uploaded),
+            total,
+            parts,
+        )
+
+    @admin.display(description="age", ordering="created_at")
+    def age(self, obj: Upload) -> str:
+        return timesince(obj.created_at)
+
+    @admin.display(description="last activity", ordering="updated_at")
+    def last_activity(self, obj: Upload) -> str:
+        return f"{timesince(obj.updated_at)} ago"
+
+    @admin.display(description="expiry", ordering="expires_at")
+    def expiry(self, obj: Upload) -> str:
+        if obj.status not in services.EXPIRABLE or obj.completed_at:
+            return "—"
+        if obj.expires_at <= timezone.now():
+            return f"stale for {timesince(obj.expires_at)}"
+        return f"in {timeuntil(obj.expires_at)}"
+
+    @admin.display(description="S3 aborts it")
+    def s3_abort_date(self, obj: Upload) -> datetime | None:
+        days = getattr(obj, "lifecycle_days", None)
+        if days is None or obj.status not in Upload.INCOMPLETE or obj.completed_at:
+            return None
+        return services.lifecycle_abort_date(obj.created_at, days)
+
+    # --- the changelist's counts, the detail page's parts -----------------------------------
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        counts = dict(Upload.objects.order_by().values_list("status").annotate(count=Count("pk")))
+        extra_context = {
+            **(extra_context or {}),
+            "status_counts": [
+                (value, label, counts.get(value, 0)) for value, label in Status.choices
+            ],
+            "can_operate": self.has_operate_permission(request),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        extra_context = dict(extra_context or {})
+        upload = self.get_object(request, object_id)
+        if upload is not None:
+            parts = UploadPart.objects.filter(upload=upload).order_by("number")
+            extra_context["recorded_parts"] = list(parts[:PARTS_SHOWN])
+            extra_context["parts_total"] = parts.count()
+            if request.GET.get("live"):
+                try:
+                    stored = services.list_stored_parts(upload)
+                except StorageFailed as error:
+                    self.message_user(request, f"S3: {error.detail}", messages.ERROR)
+                else:
+                    recorded = {part.number: part for part in extra_context["recorded_parts"]}
+                    extra_context["live_parts"] = [
+                        (part, part.number in recorded and recorded[part.number].etag == part.etag)
+                        for part in stored
+                    ]
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- actions ----------------------------------------------------------------------------
+    def _report(self, request: HttpRequest, text: str, errors: list[str]) -> None:
+        self.message_user(request, text, messages.SUCCESS)
+        for error in errors:
+            self.message_user(request, error, messages.WARNING)
+
+    @admin.action(
+        description="Abort selected uploads (and their parts in S3)", permissions=["operate"]
+    )
+    def abort(self, request: HttpRequest, queryset: QuerySet) -> None:
+        result = services.abort_uploads(queryset)
+        self._report(request, f"Aborted {_uploads(result.changed)}.", result.errors)
+
+    @admin.action(description="Reconcile selected uploads with S3", permissions=["operate"])
+    def reconcile(self, request: HttpRequest, queryset: QuerySet) -> None:
+        result = services.reconcile_uploads(queryset)
+        total = result.changed + result.unchanged
+        self._report(
+            request,
+            f"Reconciled {_uploads(total)} with S3: {result.changed} changed.",
+            result.errors,
+        )
+
+    @admin.action(description="Extend the expiry of selected uploads", permissions=["operate"])
+    def extend_expiry(self, request: HttpRequest, queryset: QuerySet) -> None:
+        by = timedelta(seconds=upload_settings().stale_after)
+        count = services.extend_expiry(queryset, by=by)
+        self.message_user(
+            request,
+            f"Extended the expiry of {_uploads(count)} by {timesince(timezone.now() - by)}.",
+        )
+
+    # --- the orphans page -------------------------------------------------------------------
+    def get_urls(self) -> list[URLPattern]:
+        orphans = path(
+            "orphans/",
+            self.admin_site.admin_view(self.orphans_view),
+            name="uploads_upload_orphans",
+        )
+        return [orphans, *super().get_urls()]
+
+    def orphans_view(self, request: HttpRequest) -> HttpResponse:
+        """Multipart uploads in S3 under the key prefix that no live row owns; abort them."""
+        if not self.has_operate_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            targets = []
+            for value in request.POST.getlist("orphan"):
+                try:
+                    key, upload_id = json.loads(value)
+                except (ValueError, TypeError):
+                    continue
+                targets.append((str(key), str(upload_id)))
+            try:
+                aborted = services.abort_orphans(targets)
+            except StorageFailed as error:
+                self.message_user(request, f"S3: {error.detail}", messages.ERROR)
+            else:
+                self.message_user(
+                    request, f"Aborted {len(aborted)} orphaned multipart uploads in S3."
+                )
+            return HttpResponseRedirect(request.path)
+        conf = upload_settings()
+        try:
+            orphans = services.find_orphans()
+        except StorageFailed as error:
+            orphans = []
+            self.message_user(request, f"S3: {error.detail}", messages.ERROR)
+        grace = timedelta(seconds=conf.orphan_grace)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Orphaned multipart uploads in S3",
+            "opts": self.model._meta,
+            "prefix": conf.key_prefix,
+            "grace": timesince(timezone.now() - grace),
+            "orphans": [
+                {
+                    "orphan": orphan,
+                    "value": json.dumps([orphan.key, orphan.upload_id]),
+                    "age": timesince(orphan.initiated),
+                    "past_grace": orphan.age >= grace,
+                    "row_url": reverse("admin:uploads_upload_change", args=[orphan.upload_pk])
+                    if orphan.upload_pk
+                    else "",
+                }
+                for orphan in orphans
+            ],
+        }
+        return TemplateResponse(request, "admin/uploads/upload/orphans.html", context)

@@ -1,0 +1,298 @@
+"""`manage.py rundev` (what `make run` runs): the whole development stack in one terminal.
+
+In order: migrate, a dev user with a generated password and an API token, the embedded
+SeaweedFS (data under var/seaweedfs, fixed ports, S3 on 8333), `setup_storage`, a Celery worker
+and beat, and Django's development server. Ctrl+C (or SIGTERM) stops them in reverse order,
+SeaweedFS last, so that no process loses its storage while it still works.
+
+Why a command and not honcho (a Procfile): honcho starts every process at once and stops them
+all at once. Here the order matters both ways: the bucket set-up needs SeaweedFS to answer
+first, and SeaweedFS must outlive the server and worker that write to it (it takes up to ~15 s
+to flush and stop). A command also reuses uploads.embedded_s3 and settings directly, so the
+ports and credentials it starts SeaweedFS with are exactly the ones Django will use.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from rest_framework.authtoken.models import Token
+
+from project.embedded import BASE_DIR, EMBEDDED_S3_ENDPOINT, VAR_DIR
+from uploads.embedded_s3 import Ports, SeaweedFS
+
+DEV_USERNAME = "dev"
+DEV_LOGIN_FILE = "dev-user-password"
+START_TIMEOUT = 60.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_TIMEOUT = 15.0  # per process; SeaweedFS has its own (embedded_s3.STOP_TIMEOUT)
+SEAWEEDFS_PORT_NAMES = {
+    "s3": "S3 API",
+    "master": "SeaweedFS master",
+    "volume": "SeaweedFS volume",
+    "filer": "SeaweedFS filer",
+    "webdav": "SeaweedFS WebDAV",
+    "admin": "SeaweedFS admin",
+}
+
+
+@dataclass(frozen=True)
+class DevLogin:
+    username: str
+    password: str
+    token: str
+
+
+def ensure_dev_user(var_dir: Path = VAR_DIR) -> DevLogin:
+    """The dev superuser, its password (generated once, kept under var/) and its API token.
+
+    Dev-only: the password is stored in clear under var/ so that `make run` can print it every
+    time, and it is set again if the database was reset or the password changed.
+    """
+    path = var_dir / DEV_LOGIN_FILE
+    try:
+        password = path.read_text().strip()
+    except FileNotFoundError:
+        password = ""
+    if not password:
+        var_dir.mkdir(parents=True, exist_ok=True)
+        password = secrets.token_urlsafe(12)
+        path.write_text(password)
+        path.chmod(0o600)
+    user, _ = get_user_model().objects.get_or_create(
+        username=DEV_USERNAME,
+        defaults={"email": "dev@localhost", "is_staff": True, "is_superuser": True},
+    )
+    if not user.check_password(password):
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    token, _ = Token.objects.get_or_create(user=user)
+    return DevLogin(username=user.get_username(), password=password, token=token.key)
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something accepts connections on host:port."""
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, port)) == 0
+
+
+def require_free(port: int, what: str, hint: str) -> None:
+    if port_in_use(port):
+        raise CommandError(f"Port {port} ({what}) is already serving on 127.0.0.1. {hint}")
+
+
+def parse_addr(addr: str) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":")
+    if not host or not port.isdigit():
+        raise CommandError(f"--addr must be HOST:PORT, not {addr!r}.")
+    return host, int(port)
+
+
+def seaweedfs_ports(s3_port: int) -> Ports:
+    """SeaweedFS's documented fixed ports for S3 on 8333; free ones around any other S3 port.
+
+    A non-default S3 port only happens in tests, which must never take fixed ports.
+    """
+    if s3_port == Ports.s3:
+        return Ports()
+    ports = Ports.free()
+    ports.s3 = s3_port
+    return ports
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """SIGTERM its whole process group (runserver's reloader has a child), then SIGKILL."""
+        if self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+
+
+class Command(BaseCommand):
+    help = "Run Partwise for development: SeaweedFS, bucket set-up, Celery, the web server."
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lock = threading.Lock()  # output lines of the children must not interleave
+        self._stop = threading.Event()
+        self._children: list[Child] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--addr", default="127.0.0.1:8000", help="where Django listens")
+        parser.add_argument(
+            "--embedded-s3",
+            choices=["auto", "always", "never"],
+            default="auto",
+            help="start SeaweedFS on AWS_S3_ENDPOINT_URL's port; auto: only when it is the "
+            f"embedded default {EMBEDDED_S3_ENDPOINT}",
+        )
+
+    def handle(self, *args: Any, addr: str, embedded_s3: str, **options: Any) -> None:
+        host, port = parse_addr(addr)
+        endpoint = settings.AWS_S3_ENDPOINT_URL or ""
+        embedded = embedded_s3 == "always" or (
+            embedded_s3 == "auto" and endpoint == EMBEDDED_S3_ENDPOINT
+        )
+        seaweed = self._seaweedfs(endpoint) if embedded else None
+        if seaweed is not None:
+            for name, what in SEAWEEDFS_PORT_NAMES.items():
+                require_free(
+                    getattr(seaweed.ports, name),
+                    what,
+                    "Another `make run` (or a SeaweedFS left behind by one) may be running: "
+                    "stop it first (`ps aux | grep 'weed mini'`).",
+                )
+        require_free(port, "Django", "Stop the other server, or pass --addr.")
+        transport = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+        for option in ("data_folder_in", "data_folder_out", "processed_folder"):
+            if transport.get(option):
+                # The filesystem broker refuses to start without its folders.
+                Path(transport[option]).mkdir(parents=True, exist_ok=True)
+
+        call_command("migrate", interactive=False, verbosity=0)
+        login = ensure_dev_user()
+
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+        failed = ""
+        try:
+            if seaweed is not None:
+                self.say(f"starting SeaweedFS on {seaweed.endpoint} (data in {seaweed.data_dir}) …")
+                seaweed.start(timeout=START_TIMEOUT)
+            if not self._stop.is_set():
+                call_command("setup_storage", stdout=self.stdout, stderr=self.stderr)
+            if not self._stop.is_set():
+                failed = self._run(host, port, login)
+        finally:
+            self.say("stopping …")
+            for child in reversed(self._children):
+                child.stop()
+                self.say(f"{child.name} stopped")
+            if seaweed is not None:
+                self.say("stopping SeaweedFS (up to ~15 s) …")
+                seaweed.stop()
+                self.say("SeaweedFS stopped")
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if failed:
+            raise CommandError(failed)
+        self.say("all stopped.")
+
+    def _seaweedfs(self, endpoint: str) -> SeaweedFS:
+        url = urlsplit(endpoint)
+        if url.scheme != "http" or url.hostname not in {"127.0.0.1", "localhost"} or not url.port:
+            raise CommandError(
+                f"The embedded SeaweedFS runs on http://127.0.0.1:<port>, not {endpoint!r}."
+            )
+        if not (settings.AWS_ACCESS_KEY_ID and settings.AWS_SECRET_ACCESS_KEY):
+            raise CommandError("The embedded SeaweedFS needs AWS_ACCESS_KEY_ID/SECRET_ACCESS_KEY.")
+        data_dir = VAR_DIR / "seaweedfs"
+        return SeaweedFS(
+            data_dir=data_dir,
+            access_key=settings.AWS_ACCESS_KEY_ID,
+            secret_key=settings.AWS_SECRET_ACCESS_KEY,
+            ports=seaweedfs_ports(url.port),
+            log_path=VAR_DIR / "seaweedfs.log",
+        )
+
+    def _run(self, host: str, port: int, login: DevLogin) -> str:
+        """Start worker, beat and web; wait for Ctrl+C. Returns why it ended if not asked to."""
+        python = sys.executable
+        celery = [python, "-m", "celery", "-A", "project"]
+        # A solo pool: the tasks are short database/S3 calls, and this keeps a laptop (and
+        # this 2-core CI machine) from forking one worker process per core.
+        self._spawn("worker", [*celery, "worker", "--pool=solo", "--loglevel=INFO"])
+        schedule = str(settings.CELERY_BEAT_SCHEDULE_FILENAME)
+        self._spawn("beat", [*celery, "beat", f"--schedule={schedule}", "--loglevel=INFO"])
+        self._spawn("web", [python, str(BASE_DIR / "manage.py"), "runserver", f"{host}:{port}"])
+
+        deadline = time.monotonic() + START_TIMEOUT
+        while not port_in_use(port, host) and not self._stop.is_set():
+            if time.monotonic() > deadline:
+                return f"the web server did not listen on {host}:{port} within {START_TIMEOUT} s"
+            if exited := self._exited():
+                return exited
+            time.sleep(0.2)
+        if not self._stop.is_set():
+            self._banner(f"http://{host}:{port}", login)
+        while not self._stop.wait(0.5):
+            if exited := self._exited():
+                return exited
+        return ""
+
+    def _exited(self) -> str:
+        for child in self._children:
+            code = child.process.poll()
+            if code is not None:
+                return f"{child.name} exited with status {code}; see its output above."
+        return ""
+
+    def _spawn(self, name: str, command: list[str]) -> None:
+        process = subprocess.Popen(  # noqa: S603 (our own interpreter and fixed arguments)
+            command,
+            cwd=BASE_DIR,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # Its own process group: Ctrl+C reaches only this command, which stops the children
+            # in order, and the runserver reloader's child goes with its parent.
+            start_new_session=True,
+        )
+        self._children.append(Child(name, process))
+        threading.Thread(target=self._pump, args=(name, process.stdout), daemon=True).start()
+
+    def _pump(self, name: str, stream: IO[bytes]) -> None:
+        for line in iter(stream.readline, b""):
+            self.say(line.decode(errors="replace").rstrip(), prefix=name)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stop.is_set():
+            self.say("still stopping, please wait …")
+        self._stop.set()
+
+    def say(self, text: str, prefix: str = "partwise") -> None:
+        with self._lock:
+            self.stdout.write(f"{prefix:<8} | {text}")
+            self.stdout.flush()
+
+    def _banner(self, url: str, login: DevLogin) -> None:
+        lines = [
+            "",
+            f"Partwise is running at {url}/",
+            f"  API docs   {url}/api/docs/",
+            f"  admin      {url}/admin/",
+            f"  login      {login.username} / {login.password}",
+            f"  API token  {login.token}   (send: Authorization: Token {login.token})",
+            f"  S3         {settings.AWS_S3_ENDPOINT_URL}  bucket {settings.UPLOADS_BUCKET}",
+            "Press Ctrl+C to stop everything.",
+            "",
+        ]
+        for line in lines:
+            self.say(line)

@@ -1,0 +1,56 @@
+"""Celery tasks: each fetches what it needs and calls one service (or the webhook sender).
+
+Retries and logging live here; every rule lives in the services, which tests call directly.
+`expire_stale_uploads` and `reconcile_orphans` run from beat (CELERY_BEAT_SCHEDULE in settings);
+`verify_upload` is queued by `complete_upload` once the completion commits, and
+`deliver_webhook` by the `upload_completed` receiver in signals.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+
+from . import services, webhooks
+from .conf import upload_settings
+from .exceptions import StorageFailed, WebhookFailed
+from .models import Upload
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(autoretry_for=(StorageFailed,), retry_backoff=True, retry_jitter=True, max_retries=5)
+def verify_upload(upload_id: str) -> str:
+    """HEAD the completed object again; returns the verification recorded ("" if none)."""
+    upload = Upload.objects.filter(pk=upload_id).first()
+    if upload is None:
+        logger.info("verify_upload: upload %s no longer exists", upload_id)
+        return ""
+    return services.verify_upload(upload).verification
+
+
+@shared_task
+def expire_stale_uploads() -> int:
+    """Expire and abort uploads inactive past their expiry; returns how many."""
+    return len(services.expire_stale_uploads())
+
+
+@shared_task
+def reconcile_orphans() -> int:
+    """Abort orphaned S3 uploads older than UPLOADS_ORPHAN_GRACE; returns how many."""
+    return len(services.reconcile_orphans())
+
+
+@shared_task(
+    autoretry_for=(WebhookFailed,),
+    retry_backoff=True,  # 1 s, 2 s, 4 s … (with jitter), capped below
+    retry_backoff_max=3600,
+    retry_jitter=True,
+    max_retries=12,  # about a day of attempts before giving up
+)
+def deliver_webhook(event: dict[str, Any]) -> int:
+    """POST a signed event to UPLOADS_WEBHOOK_URL; returns the receiver's status."""
+    conf = upload_settings()
+    return webhooks.deliver(event, url=conf.webhook_url, secret=conf.webhook_secret)
