@@ -25,12 +25,19 @@ USER_AGENT = "partwise-client/0.1"
 class PartwiseError(Exception):
     """An answer (or the lack of one) that ends the operation. `code` is the server's code."""
 
-    def __init__(self, detail: str, *, code: str = "error", status: int | None = None, **extra):
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str = "error",
+        http_status: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.code = code
-        self.status = status
-        self.extra = extra
+        self.http_status = http_status
+        self.extra = extra or {}  # the answer's other fields, e.g. missing_parts
 
 
 class AuthError(PartwiseError):
@@ -80,7 +87,7 @@ def error_from(response: requests.Response) -> PartwiseError:
         cls = AuthError
     elif response.status_code == 404:
         cls = NotFound
-    return cls(detail, code=code, status=response.status_code, **extra)
+    return cls(detail, code=code, http_status=response.status_code, extra=extra)
 
 
 class PartwiseApi:

@@ -211,7 +211,15 @@ class Uploader:
         """Upload `path`. resume: "auto" (resume when found), "never", or "required"."""
         path = Path(path)
         size = path.stat().st_size
-        upload = self.find_resumable(path) if resume != "never" else None
+        upload = None
+        if resume != "never":
+            try:
+                upload = self.find_resumable(path)
+            except FileMismatch as mismatch:
+                if resume == "required":
+                    raise
+                # Another file looks like this one: leave its upload alone, start afresh.
+                self.on_event(f"{mismatch.detail} Starting a new upload.")
         if upload is None and resume == "required":
             raise NothingToResume(
                 f"No unfinished upload of {path} was found.", code="nothing_to_resume"
@@ -289,7 +297,8 @@ class Uploader:
                 response = self.api.session.request(
                     signed["method"],
                     signed["url"],
-                    data=body,
+                    # An empty stream would go out chunked, without the signed Content-Length 0.
+                    data=body if data else b"",
                     headers=signed["headers"],
                     timeout=self.api.timeout,
                 )
@@ -313,7 +322,7 @@ class Uploader:
                         f"S3 refused part {number} with HTTP {response.status_code}: "
                         f"{response.text[:300]}",
                         code="part_refused",
-                        status=response.status_code,
+                        http_status=response.status_code,
                     )
             time.sleep(self.backoff.delay(attempt))
             attempt += 1

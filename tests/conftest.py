@@ -32,6 +32,12 @@ def _celery_broker_in_memory() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    # PBKDF2 takes a quarter of a second per user on a small machine; tests need no strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _no_throttling_by_default(settings, monkeypatch) -> None:
     # Throttling has its own tests; elsewhere it would make test order matter.
     settings.REST_FRAMEWORK = {

@@ -9,7 +9,7 @@ UPLOADS_KEY_PREFIX that no live row owns. Reads of S3 go through the services to
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince, timeuntil
 
@@ -202,11 +202,13 @@ class UploadAdmin(admin.ModelAdmin):
         return f"in {timeuntil(obj.expires_at)}"
 
     @admin.display(description="S3 aborts it")
-    def s3_abort_date(self, obj: Upload) -> datetime | None:
+    def s3_abort_date(self, obj: Upload) -> str | None:
         days = getattr(obj, "lifecycle_days", None)
         if days is None or obj.status not in Upload.INCOMPLETE or obj.completed_at:
             return None
-        return services.lifecycle_abort_date(obj.created_at, days)
+        # S3 counts from its own initiation time, which is created_at to within a request.
+        when = services.lifecycle_abort_date(obj.created_at, days)
+        return formats.localize(timezone.localtime(when))
 
     # --- the changelist's counts, the detail page's parts -----------------------------------
     def changelist_view(

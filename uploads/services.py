@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
@@ -189,10 +189,35 @@ def _transition(upload: Upload, old: Sequence[str], new: str, **fields: Any) -> 
 
 
 def _touch(upload: Upload) -> None:
-    """Record activity: the upload stays alive for another UPLOADS_STALE_AFTER."""
+    """Record activity: the upload stays alive for another UPLOADS_STALE_AFTER.
+
+    Conditional on the upload still uploading, so a sign or report that races an abort or a
+    completion loses cleanly instead of writing parts into a finished upload.
+    """
     now = timezone.now()
-    upload.updated_at, upload.expires_at = now, _new_expiry(now)
-    Upload.objects.filter(pk=upload.pk).update(updated_at=now, expires_at=upload.expires_at)
+    expires_at = _new_expiry(now)
+    touched = Upload.objects.filter(pk=upload.pk, status=Status.UPLOADING).update(
+        updated_at=now, expires_at=expires_at
+    )
+    if not touched:
+        upload.refresh_status()
+        _require_status(upload, Status.UPLOADING)
+    upload.updated_at, upload.expires_at = now, expires_at
+
+
+# A CompleteMultipartUpload of 10,000 parts can take minutes; a `completing` row older than
+# this belongs to a call that died (process killed), and a new completion may take over.
+COMPLETION_TAKEOVER_AFTER = timedelta(minutes=15)
+
+
+def _take_over_dead_completion(upload: Upload) -> bool:
+    """Move a `completing` upload abandoned by a dead call back to `uploading` (compare-and-set)."""
+    cutoff = timezone.now() - COMPLETION_TAKEOVER_AFTER
+    taken = Upload.objects.filter(
+        pk=upload.pk, status=Status.COMPLETING, updated_at__lt=cutoff
+    ).update(status=Status.UPLOADING, updated_at=timezone.now())
+    upload.refresh_status()
+    return bool(taken)
 
 
 def _refresh_progress(upload: Upload) -> None:
@@ -256,7 +281,10 @@ def start_upload(
 
     upload_id = uuid.uuid4()
     # The key is the server's: a prefix, our UUID, and a tamed copy of the name for humans.
-    safe_name = get_valid_filename(filename)[:200] or "file"
+    try:
+        safe_name = get_valid_filename(filename)[:200] or "file"
+    except SuspiciousFileOperation:  # nothing usable is left of the name, e.g. only symbols
+        safe_name = "file"
     key = f"{conf.key_prefix}{upload_id}/{safe_name}"
     storage = get_storage()
     s3_upload_id = storage.create_multipart_upload(
@@ -316,6 +344,7 @@ def sign_parts(upload: Upload, *, parts: Sequence[PartToSign], by: Any) -> list[
     conf = upload_settings()
     now = timezone.now()
 
+    _touch(upload)
     if checksums:
         # A part already uploaded keeps the checksum S3 verified: re-signing it with another
         # one would make the stored checksum lie about the bytes in S3.
@@ -347,7 +376,6 @@ def sign_parts(upload: Upload, *, parts: Sequence[PartToSign], by: Any) -> list[
             unique_fields=["upload", "number"],
             update_fields=["checksum", "signed_at"],
         )
-    _touch(upload)
 
     storage = get_storage()
     expires_at = now + timedelta(seconds=conf.url_expiry)
@@ -408,6 +436,7 @@ def record_parts(upload: Upload, *, parts: Sequence[ReportedPart], by: Any) -> U
             raise ChecksumRequired(parts=unsigned)
     plan = upload.plan
     now = timezone.now()
+    _touch(upload)
     UploadPart.objects.bulk_create(
         [
             UploadPart(
@@ -425,7 +454,6 @@ def record_parts(upload: Upload, *, parts: Sequence[ReportedPart], by: Any) -> U
         update_fields=["etag", "checksum", "size", "uploaded_at"],
     )
     _refresh_progress(upload)
-    _touch(upload)
     return upload
 
 
@@ -496,10 +524,15 @@ def complete_upload(upload: Upload, *, by: Any) -> Upload:
             # Another call is completing it, or one died half-way: the object settles it.
             if _settle_from_object(upload):
                 return with_parts(upload)
-            raise UploadConflict(
-                "The upload is being completed; ask again shortly.", status=upload.status
-            )
-        _require_status(upload, Status.UPLOADING)
+            if not (
+                _take_over_dead_completion(upload)
+                and _transition(upload, [Status.UPLOADING], Status.COMPLETING)
+            ):
+                raise UploadConflict(
+                    "The upload is being completed; ask again shortly.", status=upload.status
+                )
+        else:
+            _require_status(upload, Status.UPLOADING)
 
     storage = get_storage()
     try:

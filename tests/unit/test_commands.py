@@ -13,7 +13,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from uploads.embedded_s3 import Ports
+from uploads.embedded_s3 import Ports, free_port
 from uploads.exceptions import StorageFailed
 from uploads.management.commands import rundev
 from uploads.management.commands.setup_storage import lifecycle_days
@@ -316,3 +316,27 @@ def test_seaweedfs_takes_free_ports_next_to_any_other_s3_port():
     assert ports.s3 == 41234
     fixed = {Ports().master, Ports().volume, Ports().filer, Ports().webdav, Ports().admin}
     assert not fixed & {ports.master, ports.volume, ports.filer, ports.webdav, ports.admin}
+
+
+def test_rundev_reports_a_seaweedfs_that_does_not_start_and_stops_it(
+    db, settings, tmp_path, monkeypatch
+):
+    settings.AWS_S3_ENDPOINT_URL = f"http://127.0.0.1:{free_port()}"
+    settings.AWS_ACCESS_KEY_ID = "k"
+    settings.AWS_SECRET_ACCESS_KEY = "s"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"data_folder_in": str(tmp_path / "queue")}
+    monkeypatch.setattr(rundev, "VAR_DIR", tmp_path)
+    stopped = []
+
+    def fail(self, timeout):
+        raise RuntimeError("weed mini exited with 1; see weed.log")
+
+    monkeypatch.setattr(rundev.SeaweedFS, "start", fail)
+    monkeypatch.setattr(rundev.SeaweedFS, "stop", lambda self: stopped.append(self.data_dir))
+
+    with pytest.raises(CommandError, match="SeaweedFS did not start: weed mini exited with 1"):
+        call_command("rundev", "--embedded-s3=always", f"--addr=127.0.0.1:{free_port()}")
+
+    assert stopped == [tmp_path / "seaweedfs"]
+    assert (tmp_path / "queue").is_dir()
+    assert (tmp_path / rundev.DEV_LOGIN_FILE).exists()

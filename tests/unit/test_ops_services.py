@@ -190,9 +190,7 @@ def test_an_s3_upload_without_a_row_is_an_orphan_only_once_past_the_grace_period
     assert ("uploads/lost/file.bin", lost_id) in in_progress(storage)
 
     old = orphan.initiated + timedelta(hours=2)
-    assert [o.upload_id for o in services.reconcile_orphans(older_than=3600, now=old)] == [
-        lost_id
-    ]
+    assert [o.upload_id for o in services.reconcile_orphans(older_than=3600, now=old)] == [lost_id]
     assert ("uploads/lost/file.bin", lost_id) not in in_progress(storage)
 
 
@@ -263,9 +261,7 @@ def test_verification_checks_the_checksum_the_signed_parts_compose_to(storage, u
     assert services.verify_upload(upload).verification == "ok"
 
 
-def test_verification_fails_an_upload_whose_parts_checksums_do_not_match_the_object(
-    storage, user
-):
+def test_verification_fails_an_upload_whose_parts_checksums_do_not_match_the_object(storage, user):
     upload = completed(user, checksum=True)
     other = base64.b64encode(hashlib.sha256(b"other bytes").digest()).decode()
     UploadPart.objects.filter(upload=upload).update(checksum=other)

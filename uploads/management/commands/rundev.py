@@ -177,14 +177,17 @@ class Command(BaseCommand):
                 Path(transport[option]).mkdir(parents=True, exist_ok=True)
 
         call_command("migrate", interactive=False, verbosity=0)
-        login = ensure_dev_user()
+        login = ensure_dev_user(VAR_DIR)
 
         previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         failed = ""
         try:
             if seaweed is not None:
                 self.say(f"starting SeaweedFS on {seaweed.endpoint} (data in {seaweed.data_dir}) …")
-                seaweed.start(timeout=START_TIMEOUT)
+                try:
+                    seaweed.start(timeout=START_TIMEOUT)
+                except (OSError, RuntimeError) as error:  # TimeoutError is an OSError
+                    raise CommandError(f"SeaweedFS did not start: {error}") from error
             if not self._stop.is_set():
                 call_command("setup_storage", stdout=self.stdout, stderr=self.stderr)
             if not self._stop.is_set():

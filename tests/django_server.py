@@ -1,0 +1,185 @@
+"""A real Partwise server in a subprocess, for tests whose clients are other processes.
+
+`manage.py runserver --noreload` on a free loopback port, with its own SQLite file, its own
+var dir and settings pointing at a test SeaweedFS (tests/s3server.py), so a CLI subprocess,
+Schemathesis or Chromium talk to it over real HTTP exactly as in production, and nothing is
+shared with the pytest process (pytest-django's live_server shares an in-memory database
+between threads, which concurrent clients do not tolerate). Users, tokens and sessions are
+made by one `manage.py shell` script at start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from uploads.embedded_s3 import SeaweedFS, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 60.0
+PASSWORD = "correct horse battery staple"
+
+_SETUP = """
+import json, sys
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.auth import SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY
+from uploads.storage import get_storage
+from uploads.tokens.models import ApiToken
+
+origin, password = sys.argv[1], sys.argv[2]
+storage = get_storage()
+storage.create_bucket()
+storage.put_bucket_cors([origin])
+users = {}
+for name in ("alice", "mallory"):
+    user = get_user_model().objects.create_user(name, password=password)
+    token, key = ApiToken.issue(user, name="tests")
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    users[name] = {"token": key, "session": session.session_key}
+print("USERS=" + json.dumps(users))
+"""
+
+
+@dataclass
+class User:
+    username: str
+    token: str
+    session: str
+
+
+@dataclass
+class DjangoServer:
+    workdir: Path
+    s3: SeaweedFS
+    settings_module: str = "project.settings"
+    port: int = field(default_factory=free_port)
+    bucket: str = field(default_factory=lambda: f"pw-{uuid.uuid4().hex[:12]}")
+    users: dict[str, User] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+    _log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "runserver.log"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": self.settings_module,
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
+            "DJANGO_DEBUG": "true",
+            "DATABASE_URL": f"sqlite:///{self.workdir / 'db.sqlite3'}",
+            "PARTWISE_VAR_DIR": str(self.workdir / "var"),
+            "AWS_S3_ENDPOINT_URL": self.s3.endpoint,
+            "AWS_S3_PUBLIC_ENDPOINT_URL": self.s3.endpoint,
+            "AWS_ACCESS_KEY_ID": self.s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.s3.secret_key,
+            "AWS_S3_REGION_NAME": "us-east-1",
+            "UPLOADS_BUCKET": self.bucket,
+            "UPLOADS_CORS_ORIGINS": self.url,
+            "CELERY_BROKER_URL": "memory://",
+            # Fuzzers and parallel parts make many calls; the login throttle stays as shipped.
+            "API_THROTTLE_ANON": "100000/min",
+            "API_THROTTLE_USER": "100000/min",
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def manage(self, *args: str, timeout: float = 120) -> str:
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), *args],
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def start(self) -> DjangoServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.manage("migrate", "--no-input")
+        argv = f"import sys; sys.argv[1:] = [{self.url!r}, {PASSWORD!r}]\n"
+        out = self.manage("shell", "--no-imports", "-c", argv + _SETUP)
+        line = next(line for line in out.splitlines() if line.startswith("USERS="))
+        self.users = {name: User(name, **values) for name, values in json.loads(line[6:]).items()}
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 (open for the server's lifetime)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "manage.py"),
+                "runserver",
+                "--noreload",
+                "--skip-checks",
+                f"127.0.0.1:{self.port}",
+            ],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"runserver exited; see {self.log_path}")
+            if self.ready():
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"runserver did not answer on {self.url}")
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/api/", timeout=1):  # noqa: S310
+                return True
+        except urllib.error.HTTPError:
+            return True  # the JSON 404 of /api/ means Django answers
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def api(self, method: str, path: str, *, user: str = "alice", **kwargs: Any) -> Any:
+        """One authenticated JSON call (for assertions), through `requests`."""
+        import requests
+
+        headers = {"Authorization": f"Token {self.users[user].token}"}
+        response = requests.request(
+            method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs
+        )
+        return response

@@ -1,0 +1,278 @@
+"""A real Celery worker process, on the embedded filesystem broker, against SeaweedFS.
+
+The worker is a separate `celery worker` process started with environment variables only, as
+in production: it reaches the test's SeaweedFS bucket, its own broker folder in a temp dir, and
+a SQLite file that this process uses too (pytest-django's test database lives in memory, which
+another process cannot open). This process plays the web server and beat: it starts, uploads
+and completes files through the services and sends the periodic tasks by name.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import connections
+from django.utils import timezone
+
+from project.celery import app as celery_app
+from project.embedded import BASE_DIR
+from tests.webhook_receiver import WebhookReceiver, running_receiver
+from uploads import services, webhooks
+from uploads.models import Upload
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+Status = Upload.Status
+WORKER_START_TIMEOUT = 90.0
+TASK_TIMEOUT = 60.0
+ORPHAN_GRACE = 10  # seconds: long enough for the first sweep to come before it, short to wait
+SECRET = "whsec-integration"
+
+
+# --- the shared database, the worker -------------------------------------------------------
+@pytest.fixture
+def shared_database(tmp_path, django_db_blocker) -> Iterator[Path]:
+    """Point this process's default connection at a migrated SQLite file, for its duration.
+
+    The in-memory test database stays open (its connection is put aside and restored), so the
+    tests that run after this one find it as it was.
+    """
+    connection = connections["default"]
+    if connection.vendor != "sqlite":
+        pytest.skip("the worker test shares a SQLite file between processes")
+    path = tmp_path / "shared.sqlite3"
+    with django_db_blocker.unblock():
+        saved = connection.settings_dict["NAME"], connection.connection
+        connection.connection = None
+        connection.settings_dict["NAME"] = str(path)
+        try:
+            call_command("migrate", interactive=False, verbosity=0)
+            yield path
+        finally:
+            connection.close()
+            connection.settings_dict["NAME"], connection.connection = saved
+
+
+class Worker:
+    """A running `celery worker`; its log tells when each task finished, and how."""
+
+    def __init__(self, process: subprocess.Popen, log: Path) -> None:
+        self.process = process
+        self.log = log
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def result_of(self, task_id: str, timeout: float = TASK_TIMEOUT) -> str:
+        """Wait until the worker logs the task's outcome; return what the task returned."""
+        pattern = re.compile(rf"\[{re.escape(task_id)}\] succeeded in [\d.]+s: (.*)")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.text()
+            found = pattern.search(text)
+            if found:
+                return found.group(1).strip()
+            if f"[{task_id}] raised" in text:
+                raise AssertionError(f"task {task_id} failed:\n{text[-3000:]}")
+            assert self.process.poll() is None, f"the worker died:\n{text[-3000:]}"
+            time.sleep(0.2)
+        raise AssertionError(f"task {task_id} did not finish:\n{self.text()[-3000:]}")
+
+
+@pytest.fixture
+def start_worker(tmp_path, seaweedfs, real_s3, shared_database) -> Iterator[Callable[..., Worker]]:
+    """Start a worker (with extra environment variables) and point this process's Celery app
+    at the same broker folder; both are undone at the end."""
+    broker = tmp_path / "broker"
+    for folder in ("queue", "processed"):
+        (broker / folder).mkdir(parents=True)
+    options = {
+        "data_folder_in": str(broker / "queue"),
+        "data_folder_out": str(broker / "queue"),
+        "processed_folder": str(broker / "processed"),
+        "store_processed": False,
+    }
+    celery_app.close()  # drop producers connected to the previous broker
+    celery_app.conf.broker_url = "filesystem://"
+    celery_app.conf.broker_transport_options = options
+    workers: list[Worker] = []
+
+    def start(**extra_env: str) -> Worker:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "project.settings",
+            "DATABASE_URL": f"sqlite:///{shared_database}",
+            "AWS_S3_ENDPOINT_URL": seaweedfs.endpoint,
+            "AWS_S3_PUBLIC_ENDPOINT_URL": seaweedfs.endpoint,
+            "AWS_ACCESS_KEY_ID": seaweedfs.access_key,
+            "AWS_SECRET_ACCESS_KEY": seaweedfs.secret_key,
+            "AWS_S3_REGION_NAME": "us-east-1",
+            "UPLOADS_BUCKET": real_s3.bucket,
+            "CELERY_BROKER_URL": "filesystem://",
+            "CELERY_FILESYSTEM_FOLDER": str(broker),
+            **extra_env,
+        }
+        log = tmp_path / f"worker-{len(workers)}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "--app=project",
+                    "worker",
+                    "--pool=solo",
+                    "--loglevel=INFO",
+                    "--without-heartbeat",
+                    "--without-mingle",
+                    "--without-gossip",
+                    f"--hostname=partwise-test-{uuid.uuid4().hex[:8]}@localhost",
+                ],
+                cwd=BASE_DIR,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        worker = Worker(process, log)
+        workers.append(worker)
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
+        while " ready." not in worker.text():
+            assert process.poll() is None, f"the worker exited:\n{worker.text()[-3000:]}"
+            assert time.monotonic() < deadline, f"no ready worker:\n{worker.text()[-3000:]}"
+            time.sleep(0.2)
+        return worker
+
+    yield start
+    for worker in workers:
+        if worker.process.poll() is None:
+            os.killpg(worker.process.pid, signal.SIGTERM)  # warm shutdown
+            try:
+                worker.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.process.pid, signal.SIGKILL)
+                worker.process.wait()
+    celery_app.close()
+    celery_app.conf.broker_url = "memory://"
+    celery_app.conf.broker_transport_options = {}
+
+
+# --- helpers --------------------------------------------------------------------------------
+def upload_file(owner, data: bytes, name: str = "file.bin") -> Upload:
+    """Start an upload and PUT its one part to the presigned URL, as a browser does."""
+    upload, _ = services.start_upload(owner=owner, filename=name, size=len(data))
+    [signed] = services.sign_parts(upload, parts=[services.PartToSign(1)], by=owner)
+    response = requests.put(signed.url, data=data, headers=signed.headers, timeout=30)
+    assert response.status_code == 200, response.text
+    return upload
+
+
+def multipart_uploads(storage) -> set[str]:
+    return {item.key for item in storage.list_multipart_uploads("")}
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = TASK_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    with running_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def owner(shared_database):
+    # Not pytest-django's django_user_model: it requests `db`, whose transaction would hide
+    # every row from the worker until the end of the test.
+    return get_user_model().objects.create_user("owner", password="correct horse battery")
+
+
+# --- the tests ------------------------------------------------------------------------------
+def test_the_worker_expires_stale_uploads_and_sweeps_orphans_but_nothing_else(
+    start_worker, real_s3, owner
+):
+    worker = start_worker(UPLOADS_ORPHAN_GRACE=str(ORPHAN_GRACE))
+    # A completed file, a fresh upload still in progress, and one inactive past its expiry.
+    done = services.complete_upload(upload_file(owner, b"finished " * 500), by=owner)
+    finished = real_s3.head_object(done.key)
+    fresh = upload_file(owner, b"fresh " * 500)
+    stale = upload_file(owner, b"stale " * 500)
+    Upload.objects.filter(pk=stale.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    # An orphan (no row) under the prefix, and a multipart upload outside it.
+    real_s3.create_multipart_upload("uploads/lost/orphan.bin", content_type="")
+    real_s3.create_multipart_upload("outside/keep-me.bin", content_type="")
+
+    # What beat sends every hour.
+    expiry = celery_app.send_task("uploads.tasks.expire_stale_uploads")
+    early_sweep = celery_app.send_task("uploads.tasks.reconcile_orphans")
+
+    assert worker.result_of(expiry.id) == "1"
+    assert worker.result_of(early_sweep.id) == "0"  # the orphan is within its grace period
+    assert Upload.objects.get(pk=stale.pk).status == Status.EXPIRED
+    assert multipart_uploads(real_s3) == {
+        fresh.key,
+        "uploads/lost/orphan.bin",
+        "outside/keep-me.bin",
+    }
+
+    time.sleep(ORPHAN_GRACE + 1)
+    late_sweep = celery_app.send_task("uploads.tasks.reconcile_orphans")
+
+    assert worker.result_of(late_sweep.id) == "1"
+    assert multipart_uploads(real_s3) == {fresh.key, "outside/keep-me.bin"}
+    assert Upload.objects.get(pk=fresh.pk).status == Status.UPLOADING
+    assert Upload.objects.get(pk=done.pk).status == Status.COMPLETED
+    assert real_s3.head_object(done.key) == finished
+
+
+def test_the_worker_verifies_completed_objects_and_delivers_the_signed_webhook_with_a_retry(
+    start_worker, real_s3, owner, settings, webhook_receiver
+):
+    settings.UPLOADS_WEBHOOK_URL = webhook_receiver.url
+    settings.UPLOADS_WEBHOOK_SECRET = SECRET
+    webhook_receiver.answers = [500]  # the first delivery fails: Celery must retry it
+    worker = start_worker(UPLOADS_WEBHOOK_URL=webhook_receiver.url, UPLOADS_WEBHOOK_SECRET=SECRET)
+
+    # Completing queues verification and the webhook once the row is committed.
+    good = services.complete_upload(upload_file(owner, b"good " * 500, "good.bin"), by=owner)
+    bad = services.complete_upload(upload_file(owner, b"bad " * 500, "bad.bin"), by=owner)
+    # Something overwrites the finished object with fewer bytes; verification must notice.
+    real_s3.client.put_object(Bucket=real_s3.bucket, Key=bad.key, Body=b"truncated")
+    recheck = celery_app.send_task("uploads.tasks.verify_upload", args=[str(bad.pk)])
+
+    worker.result_of(recheck.id)
+    wait_until(lambda: Upload.objects.get(pk=good.pk).verification == "ok")
+    bad.refresh_from_db()
+    assert (bad.status, bad.verification) == (Status.FAILED, "mismatch")
+    assert bad.failure_reason == f"The object holds 9 bytes, not {len(b'bad ' * 500)}."
+    assert Upload.objects.get(pk=good.pk).status == Status.COMPLETED
+
+    # One event per completed file; the one refused with a 500 came again and got a 200.
+    received = webhook_receiver.wait_for(3, timeout=TASK_TIMEOUT)
+    by_delivery: dict[str, list[int]] = {}
+    for request in received:
+        by_delivery.setdefault(request.headers["X-Partwise-Delivery"], []).append(request.answered)
+        assert webhooks.verify_signature(
+            SECRET,
+            body=request.body,
+            timestamp=request.headers["X-Partwise-Timestamp"],
+            signature=request.headers["X-Partwise-Signature"],
+        )
+    assert sorted(by_delivery.values()) == [[200], [500, 200]]
+    assert {json.loads(r.body)["data"]["filename"] for r in received} == {"good.bin", "bad.bin"}
+    assert "Retry in" in worker.text()

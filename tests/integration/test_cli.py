@@ -1,0 +1,224 @@
+"""The `partwise` command end to end: a real server process, a real SeaweedFS, real kills.
+
+The CLI runs as its own process, as a user would run it; the server is `manage.py runserver`
+(tests/django_server.py). "Only the missing parts are sent" is asserted on the server side by
+counting the sign calls in the server's request log: every part the CLI sends is signed first.
+"""
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from partwise_client.fingerprint import fingerprint
+from tests.django_server import PASSWORD, DjangoServer
+
+MiB = 1024 * 1024
+PARTS = 10
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+PARTWISE = shutil.which("partwise", path=str(Path(sys.executable).parent)) or "partwise"
+
+
+@pytest.fixture(scope="module")
+def server(seaweedfs, tmp_path_factory):
+    server = DjangoServer(tmp_path_factory.mktemp("django"), seaweedfs).start()
+    yield server
+    server.stop()
+
+
+def cli_env(server: DjangoServer, user: str = "alice") -> dict[str, str]:
+    return {
+        **os.environ,
+        "PARTWISE_SERVER": server.url,
+        "PARTWISE_TOKEN": server.users[user].token,
+    }
+
+
+def partwise(server, *args, cwd, user="alice", env=None):
+    return subprocess.run(
+        [PARTWISE, *args],
+        cwd=cwd,
+        env=env or cli_env(server, user),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def sign_calls(server: DjangoServer, upload_id: str, since: int) -> int:
+    return len(re.findall(rf'"POST /api/uploads/{upload_id}/sign/ HTTP', server.log()[since:]))
+
+
+def wait_for_parts(server, at_least: int, process) -> dict:
+    """The unfinished upload, once the server has recorded `at_least` of its parts."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the CLI finished before it could be stopped"
+        uploads = server.api("GET", "/api/uploads/?status=uploading").json()["results"]
+        if uploads and uploads[0]["parts_uploaded"] >= at_least:
+            return uploads[0]
+        time.sleep(0.05)
+    raise AssertionError("the upload made no progress")
+
+
+def object_sha256(server: DjangoServer, key: str) -> str:
+    # Read the object straight from S3, as a consumer of the bucket would.
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=server.s3.endpoint,
+        aws_access_key_id=server.s3.access_key,
+        aws_secret_access_key=server.s3.secret_key,
+        region_name="us-east-1",
+    )
+    body = s3.get_object(Bucket=server.bucket, Key=key)["Body"]
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: body.read(MiB), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def test_a_killed_upload_resumes_elsewhere_sending_only_the_missing_parts(server, tmp_path):
+    first, second, impostor_dir = (tmp_path / d for d in ("first", "second", "impostor"))
+    for folder in (first, second, impostor_dir):
+        folder.mkdir()
+    data = os.urandom(50 * MiB)
+    original = first / "holiday.mov"
+    original.write_bytes(data)
+
+    # 1. Upload slowly (10 MiB/s, 5 MiB parts) and SIGKILL the CLI when half the parts are in.
+    process = subprocess.Popen(
+        [PARTWISE, "upload", str(original), "--part-size", "5M", "--limit-rate", "10M", "-q"],
+        cwd=first,
+        env=cli_env(server),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        upload = wait_for_parts(server, PARTS // 2, process)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    upload_id = upload["id"]
+    stored = server.api("GET", f"/api/uploads/{upload_id}/").json()  # reconciled with S3
+    have = sorted(part["number"] for part in stored["parts"] if part["etag"])
+    missing = PARTS - len(have)
+    assert (stored["status"], stored["part_count"]) == ("uploading", PARTS)
+    assert 0 < missing < PARTS
+
+    # 2. A different file with the same name, size, date and first and last MiB has the same
+    #    fingerprint, but `resume` refuses it: an uploaded part's SHA-256 differs.
+    impostor = impostor_dir / "holiday.mov"
+    impostor.write_bytes(data[:MiB] + os.urandom(48 * MiB) + data[-MiB:])
+    stat = original.stat()
+    os.utime(impostor, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert fingerprint(impostor) == fingerprint(original)
+    log_mark = len(server.log())
+    refused = partwise(server, "resume", str(impostor), "-q", cwd=second)
+    assert refused.returncode == 5, refused.stderr
+    assert "is not the file of the unfinished upload" in refused.stderr
+    assert sign_calls(server, upload_id, log_mark) == 0
+
+    #    `upload` of that file starts a new upload instead of resuming into ours.
+    separate = partwise(server, "upload", str(impostor), "-q", cwd=second)
+    assert separate.returncode == 0, separate.stderr
+    assert upload_id not in separate.stdout
+    assert sign_calls(server, upload_id, log_mark) == 0
+    assert server.api("GET", f"/api/uploads/{upload_id}/").json()["parts_uploaded"] == len(have)
+
+    # 3. Resume from a fresh process in another working directory: only missing parts go.
+    log_mark = len(server.log())
+    resumed = partwise(server, "resume", str(original), "-q", cwd=second)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"Resuming upload {upload_id}: {len(have)} of {PARTS} parts already uploaded, " in (
+        resumed.stderr
+    )
+    assert f"{missing} parts sent, {len(have)} already there" in resumed.stdout
+    assert sign_calls(server, upload_id, log_mark) == missing
+    done = server.api("GET", f"/api/uploads/{upload_id}/").json()
+    assert (done["status"], done["size"]) == ("completed", len(data))
+    assert object_sha256(server, done["key"]) == hashlib.sha256(data).hexdigest()
+
+
+def test_ctrl_c_stops_with_exit_130_and_the_upload_resumes(server, tmp_path):
+    path = tmp_path / "big.bin"
+    data = os.urandom(30 * MiB)
+    path.write_bytes(data)
+    process = subprocess.Popen(
+        [PARTWISE, "upload", str(path), "--part-size", "5M", "--limit-rate", "8M", "-q"],
+        cwd=tmp_path,
+        env=cli_env(server),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    upload = wait_for_parts(server, 1, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert "partwise resume FILE" in stderr
+    assert server.api("GET", f"/api/uploads/{upload['id']}/").json()["status"] == "uploading"
+    resumed = partwise(server, "resume", str(path), "-q", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    done = server.api("GET", f"/api/uploads/{upload['id']}/").json()
+    assert object_sha256(server, done["key"]) == hashlib.sha256(data).hexdigest()
+
+
+def test_list_abort_and_the_exit_codes(server, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    uploaded = partwise(server, "upload", str(empty), "-q", cwd=tmp_path)
+    assert uploaded.returncode == 0, uploaded.stderr
+    upload_id = re.search(r"uploaded as ([0-9a-f-]{36})", uploaded.stdout).group(1)
+
+    listed = partwise(server, "list", cwd=tmp_path)
+    assert listed.returncode == 0
+    assert re.search(rf"{upload_id}\s+completed\s+100%\s+0 B\s+empty.txt", listed.stdout)
+
+    other = partwise(server, "abort", upload_id, cwd=tmp_path, user="mallory")
+    assert (other.returncode, "not_found" in other.stderr or "Not found" in other.stderr) == (
+        4,
+        True,
+    )
+    completed = partwise(server, "abort", upload_id, cwd=tmp_path)
+    assert completed.returncode == 1
+    assert "upload_conflict" in completed.stderr
+
+    nothing = partwise(server, "resume", str(empty), cwd=tmp_path)
+    assert nothing.returncode == 4
+    bad_token = partwise(
+        server, "list", cwd=tmp_path, env={**cli_env(server), "PARTWISE_TOKEN": "pw_nope"}
+    )
+    assert bad_token.returncode == 3
+    no_server = partwise(
+        server, "list", cwd=tmp_path, env={**cli_env(server), "PARTWISE_SERVER": ""}
+    )
+    assert (no_server.returncode, "no server" in no_server.stderr) == (2, True)
+    missing = partwise(server, "upload", str(tmp_path / "absent.bin"), cwd=tmp_path)
+    assert missing.returncode == 2
+
+
+def test_login_prints_a_token_that_works(server, tmp_path):
+    env = {
+        **cli_env(server),
+        "PARTWISE_TOKEN": "",
+        "PARTWISE_PASSWORD": PASSWORD,
+    }
+    login = partwise(server, "login", "alice", "--name", "ci", cwd=tmp_path, env=env)
+    assert login.returncode == 0, login.stderr
+    token = login.stdout.strip()
+    listed = partwise(server, "list", cwd=tmp_path, env={**env, "PARTWISE_TOKEN": token})
+    assert listed.returncode == 0, listed.stderr
+    wrong = partwise(
+        server, "login", "alice", cwd=tmp_path, env={**env, "PARTWISE_PASSWORD": "nope"}
+    )
+    assert wrong.returncode == 3

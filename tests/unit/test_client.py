@@ -1,0 +1,301 @@
+"""partwise_client without a server: fingerprint, HTTP retries, and the part loop over fakes."""
+
+import base64
+import hashlib
+import os
+import threading
+
+import pytest
+import requests
+import responses
+
+from partwise_client import api as api_module
+from partwise_client.api import AuthError, Backoff, NotFound, PartwiseApi, PartwiseError
+from partwise_client.fingerprint import MiB, fingerprint, fingerprint_of
+from partwise_client.transfer import FileMismatch, NothingToResume, PartRefused, Uploader
+
+pytestmark = pytest.mark.unit
+SERVER = "http://partwise.test"
+NO_WAIT = Backoff(attempts=3, base=0, cap=0)
+
+
+# --- fingerprint -----------------------------------------------------------------------------
+def write(path, data, mtime_ns=1_700_000_000_123_456_789):
+    path.write_bytes(data)
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+    return path
+
+
+def test_the_fingerprint_follows_its_documented_formula(tmp_path):
+    data = os.urandom(3 * MiB)
+    path = write(tmp_path / "a.bin", data)
+    inner = hashlib.sha256(f"a.bin\n{len(data)}\n1700000000123\n".encode())
+    inner.update(hashlib.sha256(data[:MiB]).digest() + hashlib.sha256(data[-MiB:]).digest())
+    assert fingerprint(path) == "pw1-" + inner.hexdigest()
+    assert fingerprint(path) == fingerprint_of(
+        "a.bin", len(data), 1700000000123, data[:MiB], data[-MiB:]
+    )
+
+
+@pytest.mark.parametrize("size", [0, 10, MiB, 2 * MiB + 1], ids=["empty", "tiny", "1mib", "big"])
+def test_the_same_file_elsewhere_has_the_same_fingerprint(tmp_path, size):
+    data = os.urandom(size)
+    (tmp_path / "x").mkdir()
+    assert fingerprint(write(tmp_path / "f.bin", data)) == fingerprint(
+        write(tmp_path / "x" / "f.bin", data)
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["name", "mtime", "first-byte", "last-byte"],
+    ids=["name", "mtime", "first-mib", "last-mib"],
+)
+def test_the_fingerprint_changes_with_name_date_and_edges(tmp_path, change):
+    data = bytearray(os.urandom(3 * MiB))
+    base = fingerprint(write(tmp_path / "f.bin", bytes(data)))
+    name, mtime = "f.bin", 1_700_000_000_123_456_789
+    if change == "name":
+        name = "g.bin"
+    elif change == "mtime":
+        mtime += 1_000_000
+    else:
+        data[0 if change == "first-byte" else -1] ^= 0xFF
+    (tmp_path / "other").mkdir()
+    assert fingerprint(write(tmp_path / "other" / name, bytes(data), mtime)) != base
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+@responses.activate
+def test_api_calls_retry_5xx_and_429_then_succeed():
+    url = f"{SERVER}/api/uploads/u/"
+    responses.get(url, status=503)
+    responses.get(url, status=429, headers={"Retry-After": "3"})
+    responses.get(url, json={"id": "u"})
+    slept = []
+    api = PartwiseApi(SERVER, "t", backoff=Backoff(attempts=4, base=0.1), sleep=slept.append)
+    assert api.get_upload("u") == {"id": "u"}
+    assert len(slept) == 2
+    assert slept[1] == 3  # Retry-After wins over the backoff
+    assert responses.calls[0].request.headers["Authorization"] == "Token t"
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(400, PartwiseError), (401, AuthError), (403, AuthError), (404, NotFound)],
+    ids=["400", "401", "403", "404"],
+)
+@responses.activate
+def test_api_errors_are_not_retried_and_carry_the_servers_code(status, error):
+    responses.post(
+        f"{SERVER}/api/uploads/",
+        status=status,
+        json={"code": "the_code", "detail": "what went wrong", "status": "completed"},
+    )
+    api = PartwiseApi(SERVER, "t", backoff=NO_WAIT, sleep=lambda s: None)
+    with pytest.raises(error) as raised:
+        api.create_upload(filename="a")
+    assert (raised.value.code, raised.value.detail, raised.value.http_status) == (
+        "the_code",
+        "what went wrong",
+        status,
+    )
+    assert raised.value.extra == {"status": "completed"}
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_an_unreachable_server_is_retried_then_reported():
+    responses.get(f"{SERVER}/api/uploads/", body=requests.ConnectionError("refused"))
+    api = PartwiseApi(SERVER, "t", backoff=NO_WAIT, sleep=lambda s: None)
+    with pytest.raises(PartwiseError) as raised:
+        api.list_uploads()
+    assert raised.value.code == "unreachable"
+    assert len(responses.calls) == NO_WAIT.attempts
+
+
+@responses.activate
+def test_listing_follows_every_page():
+    responses.get(
+        f"{SERVER}/api/uploads/",
+        json={"results": [{"id": 1}], "next": "http://elsewhere/api/uploads/?cursor=abc"},
+        match=[responses.matchers.query_param_matcher({"fingerprint": "fp"})],
+    )
+    responses.get(f"{SERVER}/api/uploads/?cursor=abc", json={"results": [{"id": 2}], "next": None})
+    assert PartwiseApi(SERVER, "t").list_uploads(fingerprint="fp") == [{"id": 1}, {"id": 2}]
+
+
+# --- the part loop over a fake server and a fake S3 ------------------------------------------
+class FakeResponse:
+    def __init__(self, status=200, text="", etag=""):
+        self.status_code, self.text = status, text
+        self.ok = status < 400
+        self.headers = {"ETag": etag}
+
+
+class FakeServer(PartwiseApi):
+    """The REST API's behaviour in memory, and S3's answers to part PUTs."""
+
+    def __init__(self, part_size=MiB):
+        super().__init__(SERVER, "t", session=self, backoff=NO_WAIT)
+        self.part_size = part_size
+        self.uploads = {}
+        self.put_answers = []  # statuses to answer before succeeding
+        self.puts, self.signed, self.completed = [], [], []
+        self.lock = threading.Lock()
+
+    def add(self, upload_id, size, parts=None, fingerprint=""):
+        count = max(1, -(-size // self.part_size))
+        self.uploads[upload_id] = {
+            "id": upload_id, "filename": "f.bin", "size": size, "part_size": self.part_size,
+            "part_count": count, "checksum_algorithm": "SHA256", "status": "uploading",
+            "fingerprint": fingerprint, "parts": parts or [],
+        }  # fmt: skip
+        return self.uploads[upload_id]
+
+    def list_uploads(self, *, status="", fingerprint=""):
+        return [u for u in self.uploads.values() if u["fingerprint"] == fingerprint]
+
+    def get_upload(self, upload_id):
+        return self.uploads[upload_id]
+
+    def create_upload(self, **fields):
+        return self.add(f"new-{len(self.uploads)}", fields["size"], fingerprint="x")
+
+    def sign_parts(self, upload_id, parts):
+        with self.lock:
+            self.signed.extend(part["number"] for part in parts)
+        return [
+            {"number": p["number"], "method": "PUT", "url": f"s3://{upload_id}/{p['number']}",
+             "headers": {"x-amz-checksum-sha256": p["checksum"]}}
+            for p in parts
+        ]  # fmt: skip
+
+    def report_parts(self, upload_id, parts):
+        with self.lock:
+            self.uploads[upload_id]["parts"].extend({**p, "size": 0} for p in parts)
+
+    def complete_upload(self, upload_id):
+        self.completed.append(upload_id)
+        return {**self.uploads[upload_id], "status": "completed"}
+
+    def request(self, method, url, data=None, headers=None, timeout=None):  # S3 PUT
+        body = data.read() if hasattr(data, "read") else data
+        with self.lock:
+            status = self.put_answers.pop(0) if self.put_answers else 200
+        if status != 200:
+            return FakeResponse(status, "Request has expired" if status == 403 else "no")
+        digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+        assert headers["x-amz-checksum-sha256"] == digest
+        with self.lock:
+            self.puts.append(int(url.rsplit("/", 1)[1]))
+        return FakeResponse(etag=f'"{hashlib.md5(body).hexdigest()}"')  # noqa: S324
+
+
+def checksum(data):
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+@pytest.fixture
+def big_file(tmp_path):
+    return write(tmp_path / "f.bin", os.urandom(5 * MiB + 100))
+
+
+def test_an_upload_sends_every_part_with_its_checksum_and_completes(big_file):
+    server, seen = FakeServer(), []
+    uploader = Uploader(server, concurrency=3, progress=lambda done, total: seen.append(done))
+    transfer = uploader.upload(big_file, resume="never")
+    assert sorted(server.puts) == [1, 2, 3, 4, 5, 6]
+    assert sorted(part["number"] for part in server.uploads["new-0"]["parts"]) == [1, 2, 3, 4, 5, 6]
+    assert all(part["etag"] for part in server.uploads["new-0"]["parts"])
+    assert (transfer.upload["status"], transfer.resumed) == ("completed", False)
+    assert seen[-1] == big_file.stat().st_size
+    assert max(seen) == big_file.stat().st_size
+
+
+def uploaded_parts(path, numbers, part_size=MiB, corrupt=False):
+    data = path.read_bytes()
+    parts = []
+    for n in numbers:
+        chunk = data[(n - 1) * part_size : n * part_size]
+        digest = checksum(chunk[::-1] if corrupt else chunk)
+        parts.append({"number": n, "etag": "e", "checksum": digest, "size": len(chunk)})
+    return parts
+
+
+def test_resume_sends_only_the_parts_the_server_lacks(big_file):
+    server, events = FakeServer(), []
+    server.add(
+        "u1", big_file.stat().st_size, uploaded_parts(big_file, [1, 2, 4]), fingerprint(big_file)
+    )
+    transfer = Uploader(server, on_event=events.append, proof_parts=3).upload(
+        big_file, resume="required"
+    )
+    assert sorted(server.puts) == [3, 5, 6]
+    assert (transfer.resumed, transfer.parts_skipped, server.completed) == (True, 3, ["u1"])
+    assert events == ["Resuming upload u1: 3 of 6 parts already uploaded, sending 3."]
+
+
+def test_resume_refuses_a_file_whose_uploaded_part_differs(big_file):
+    server = FakeServer()
+    server.add(
+        "u1",
+        big_file.stat().st_size,
+        uploaded_parts(big_file, [2], corrupt=True),
+        fingerprint(big_file),
+    )
+    with pytest.raises(FileMismatch):
+        Uploader(server).upload(big_file, resume="required")
+    assert (server.puts, server.signed) == ([], [])
+
+
+def test_an_automatic_upload_starts_afresh_instead_of_resuming_a_different_file(big_file):
+    server = FakeServer()
+    server.add(
+        "u1",
+        big_file.stat().st_size,
+        uploaded_parts(big_file, [2], corrupt=True),
+        fingerprint(big_file),
+    )
+    transfer = Uploader(server).upload(big_file, resume="auto")
+    assert transfer.upload["id"] == "new-1"
+    assert len(server.uploads["u1"]["parts"]) == 1
+
+
+def test_resume_with_nothing_to_resume_says_so(big_file):
+    with pytest.raises(NothingToResume):
+        Uploader(FakeServer()).upload(big_file, resume="required")
+
+
+@pytest.mark.parametrize("status", [500, 503, 429, 403], ids=["500", "503", "429", "expired"])
+def test_a_part_is_retried_and_signed_again_after_a_transient_failure(big_file, status):
+    server, seen = FakeServer(), []
+    server.put_answers = [status]
+    Uploader(server, concurrency=1, progress=lambda d, t: seen.append(d)).upload(
+        big_file, resume="never"
+    )
+    assert sorted(server.puts) == [1, 2, 3, 4, 5, 6]
+    assert server.signed.count(1) == 2  # a fresh URL for the retry
+    assert max(seen) == seen[-1] == big_file.stat().st_size  # the failed attempt is taken back
+
+
+def test_a_part_refused_for_good_is_not_retried(big_file):
+    server = FakeServer()
+    server.put_answers = [400]
+    with pytest.raises(PartRefused):
+        Uploader(server, concurrency=1).upload(big_file, resume="never")
+    assert server.signed.count(1) == 1
+    assert server.completed == []
+
+
+def test_stopping_interrupts_without_completing(big_file, monkeypatch):
+    server = FakeServer()
+    server.stop.set()  # what Ctrl+C in the main thread does to the workers
+    with pytest.raises(KeyboardInterrupt):
+        Uploader(server).upload(big_file, resume="never")
+    assert (server.puts, server.completed) == ([], [])
+
+
+def test_the_connection_pool_fits_the_threads():
+    session = api_module.new_session(pool_size=8)
+    assert session.get_adapter("http://x")._pool_maxsize == 8
