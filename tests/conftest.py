@@ -20,15 +20,13 @@ BUCKET = "partwise-test"
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _celery_broker_in_memory() -> Iterator[None]:
+def _celery_broker_in_memory() -> None:
     """Tasks that services queue (on commit) go to an in-process broker, never to var/.
 
     The Celery worker test points the app at its own broker folder for its duration.
     """
     celery_app.conf.broker_url = "memory://"
     celery_app.conf.broker_transport_options = {}
-    yield
-    celery_app.close()
 
 
 @pytest.fixture(autouse=True)

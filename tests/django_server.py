@@ -69,6 +69,7 @@ class DjangoServer:
     settings_module: str = "project.settings"
     port: int = field(default_factory=free_port)
     bucket: str = field(default_factory=lambda: f"pw-{uuid.uuid4().hex[:12]}")
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(40))
     users: dict[str, User] = field(default_factory=dict)
     process: subprocess.Popen | None = None
     _log: IO[bytes] | None = None
@@ -85,7 +86,8 @@ class DjangoServer:
         return {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": self.settings_module,
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
+            # One key for setup and server: sessions made at setup are signed with it.
+            "DJANGO_SECRET_KEY": self.secret_key,
             "DJANGO_DEBUG": "true",
             "DATABASE_URL": f"sqlite:///{self.workdir / 'db.sqlite3'}",
             "PARTWISE_VAR_DIR": str(self.workdir / "var"),

@@ -49,9 +49,11 @@ from .exceptions import (
 )
 from .models import Upload, UploadPart
 from .parts import MAX_PARTS, MIN_PART_SIZE, plan_parts
+from .partstore import upsert_parts
 from .signals import send_upload_completed
 from .storage import (
     CompletedPart,
+    PartToPresign,
     StoredObject,
     StoredPart,
     get_storage,
@@ -361,46 +363,43 @@ def sign_parts(upload: Upload, *, parts: Sequence[PartToSign], by: Any) -> list[
             raise PartConflict(
                 "These parts are already uploaded with another checksum.", parts=clashing
             )
-        UploadPart.objects.bulk_create(
+        upsert_parts(
+            upload,
             [
-                UploadPart(
-                    upload=upload,
-                    number=number,
-                    checksum=checksum,
-                    size=plan.size_of(number) if plan else None,
-                    signed_at=now,
-                )
+                {
+                    "number": number,
+                    "checksum": checksum,
+                    "size": plan.size_of(number) if plan else None,
+                    "signed_at": now,
+                }
                 for number, checksum in checksums.items()
             ],
-            update_conflicts=True,
-            unique_fields=["upload", "number"],
-            update_fields=["checksum", "signed_at"],
+            update=["checksum", "signed_at"],
         )
 
-    storage = get_storage()
     expires_at = now + timedelta(seconds=conf.url_expiry)
-    signed = []
-    for part in parts:
-        size = plan.size_of(part.number) if plan else None
-        presigned = storage.presign_upload_part(
-            upload.key,
-            upload.s3_upload_id,
-            part.number,
-            expires_in=conf.url_expiry,
-            content_length=size,
+    to_presign = [
+        PartToPresign(
+            number=part.number,
+            content_length=plan.size_of(part.number) if plan else None,
             checksum_sha256=checksums.get(part.number, ""),
         )
-        signed.append(
-            SignedPart(
-                number=part.number,
-                url=presigned.url,
-                method="PUT",
-                headers=presigned.headers,
-                size=size,
-                expires_at=expires_at,
-            )
+        for part in parts
+    ]
+    presigned = get_storage().presign_upload_parts(
+        upload.key, upload.s3_upload_id, to_presign, expires_in=conf.url_expiry
+    )
+    return [
+        SignedPart(
+            number=part.number,
+            url=url.url,
+            method="PUT",
+            headers=url.headers,
+            size=part.content_length,
+            expires_at=expires_at,
         )
-    return signed
+        for part, url in zip(to_presign, presigned, strict=True)
+    ]
 
 
 def record_parts(upload: Upload, *, parts: Sequence[ReportedPart], by: Any) -> Upload:
@@ -437,21 +436,19 @@ def record_parts(upload: Upload, *, parts: Sequence[ReportedPart], by: Any) -> U
     plan = upload.plan
     now = timezone.now()
     _touch(upload)
-    UploadPart.objects.bulk_create(
+    upsert_parts(
+        upload,
         [
-            UploadPart(
-                upload=upload,
-                number=number,
-                etag=etags[number],
-                checksum=signed.get(number) or part.checksum,
-                size=plan.size_of(number) if plan else None,
-                uploaded_at=now,
-            )
+            {
+                "number": number,
+                "etag": etags[number],
+                "checksum": signed.get(number) or part.checksum,
+                "size": plan.size_of(number) if plan else None,
+                "uploaded_at": now,
+            }
             for number, part in reported.items()
         ],
-        update_conflicts=True,
-        unique_fields=["upload", "number"],
-        update_fields=["etag", "checksum", "size", "uploaded_at"],
+        update=["etag", "checksum", "size", "uploaded_at"],
     )
     _refresh_progress(upload)
     return upload
@@ -494,11 +491,19 @@ def _reconcile_parts(upload: Upload, stored: Sequence[StoredPart]) -> None:
     ]
     gone = [number for number, part in recorded.items() if part.etag and number not in in_s3]
     if changed:
-        UploadPart.objects.bulk_create(
-            changed,
-            update_conflicts=True,
-            unique_fields=["upload", "number"],
-            update_fields=["etag", "size", "uploaded_at"],
+        upsert_parts(
+            upload,
+            [
+                {
+                    "number": part.number,
+                    "etag": part.etag,
+                    "size": part.size,
+                    "checksum": part.checksum,
+                    "uploaded_at": part.uploaded_at,
+                }
+                for part in changed
+            ],
+            update=["etag", "size", "uploaded_at"],
         )
     if gone:
         UploadPart.objects.filter(upload=upload, number__in=gone).update(etag="", uploaded_at=None)

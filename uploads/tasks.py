@@ -45,10 +45,10 @@ def reconcile_orphans() -> int:
 
 @shared_task(
     autoretry_for=(WebhookFailed,),
-    retry_backoff=True,  # 1 s, 2 s, 4 s … (with jitter), capped below
+    retry_backoff=True,  # up to 1 s, 2 s, 4 s … (randomised by the jitter), capped below
     retry_backoff_max=3600,
     retry_jitter=True,
-    max_retries=12,  # about a day of attempts before giving up
+    max_retries=30,  # some hours of attempts: a receiver that is down for a deploy gets it
 )
 def deliver_webhook(event: dict[str, Any]) -> int:
     """POST a signed event to UPLOADS_WEBHOOK_URL; returns the receiver's status."""

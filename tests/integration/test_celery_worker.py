@@ -64,6 +64,15 @@ def shared_database(tmp_path, django_db_blocker) -> Iterator[Path]:
             connection.settings_dict["NAME"], connection.connection = saved
 
 
+def use_broker(url: str, options: dict[str, object]) -> None:
+    """Send this process's tasks (those services queue on commit too) to another broker."""
+    celery_app.conf.broker_url = url
+    celery_app.conf.broker_transport_options = options
+    # Celery pools connections and producers for the broker it first used: drop both.
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
 class Worker:
     """A running `celery worker`; its log tells when each task finished, and how."""
 
@@ -103,9 +112,7 @@ def start_worker(tmp_path, seaweedfs, real_s3, shared_database) -> Iterator[Call
         "processed_folder": str(broker / "processed"),
         "store_processed": False,
     }
-    celery_app.close()  # drop producers connected to the previous broker
-    celery_app.conf.broker_url = "filesystem://"
-    celery_app.conf.broker_transport_options = options
+    use_broker("filesystem://", options)
     workers: list[Worker] = []
 
     def start(**extra_env: str) -> Worker:
@@ -163,9 +170,7 @@ def start_worker(tmp_path, seaweedfs, real_s3, shared_database) -> Iterator[Call
             except subprocess.TimeoutExpired:
                 os.killpg(worker.process.pid, signal.SIGKILL)
                 worker.process.wait()
-    celery_app.close()
-    celery_app.conf.broker_url = "memory://"
-    celery_app.conf.broker_transport_options = {}
+    use_broker("memory://", {})
 
 
 # --- helpers --------------------------------------------------------------------------------

@@ -6,17 +6,20 @@ content type documented, every response body valid against its schema. Bounded b
 MAX_EXAMPLES per operation and a time budget, so it runs in about a minute.
 """
 
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.django_server import DjangoServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
-MAX_EXAMPLES = 15
+MAX_EXAMPLES = 10
+TIME_BUDGET = 75  # seconds; the coverage phase alone takes ~15 s
 CHECKS = [
     "not_a_server_error",
     "status_code_conformance",
@@ -49,7 +52,7 @@ def test_every_operation_answers_within_its_schema_and_never_with_a_5xx(server, 
             "--max-examples",
             str(MAX_EXAMPLES),
             "--max-time",
-            "240",
+            str(TIME_BUDGET),
             "--seed",
             "20261121",
             "--workers",
@@ -64,6 +67,7 @@ def test_every_operation_answers_within_its_schema_and_never_with_a_5xx(server, 
             "--report-dir",
             str(tmp_path),
         ],
+        cwd=tmp_path,  # schemathesis keeps a cache of past failures in ./.schemathesis
         capture_output=True,
         text=True,
         timeout=360,
@@ -72,5 +76,7 @@ def test_every_operation_answers_within_its_schema_and_never_with_a_5xx(server, 
     output = result.stdout[-20000:] + result.stderr[-5000:]
     assert result.returncode == 0, output + "\n--- server log ---\n" + server.log()[-5000:]
     # Every operation was exercised (a schema that lost its paths would pass vacuously).
-    assert "14 total" in output or "operations" in output, output
+    schema = requests.get(f"{server.url}/api/schema/?format=json", timeout=30).json()
+    operations = sum(len(methods) for methods in schema["paths"].values())
+    assert re.search(rf"Tested:\s+{operations}\b", output), output
     assert " 500 " not in server.log()

@@ -2,8 +2,12 @@
 
 import base64
 import hashlib
+import json
 import os
+import shutil
+import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 import requests
@@ -29,12 +33,42 @@ def write(path, data, mtime_ns=1_700_000_000_123_456_789):
 def test_the_fingerprint_follows_its_documented_formula(tmp_path):
     data = os.urandom(3 * MiB)
     path = write(tmp_path / "a.bin", data)
-    inner = hashlib.sha256(f"a.bin\n{len(data)}\n1700000000123\n".encode())
-    inner.update(hashlib.sha256(data[:MiB]).digest() + hashlib.sha256(data[-MiB:]).digest())
-    assert fingerprint(path) == "pw1-" + inner.hexdigest()
+    head = base64.b64encode(hashlib.sha256(data[:MiB]).digest()).decode()
+    tail = base64.b64encode(hashlib.sha256(data[-MiB:]).digest()).decode()
+    text = f'["partwise-v1",{len(data)},"a.bin",1700000000123,"{head}","{tail}"]'
+    assert fingerprint(path) == "v1:" + hashlib.sha256(text.encode()).hexdigest()
     assert fingerprint(path) == fingerprint_of(
         "a.bin", len(data), 1700000000123, data[:MiB], data[-MiB:]
     )
+
+
+NODE = shutil.which("node")
+CLIENT_JS = Path(__file__).resolve().parents[2] / "frontend" / "client.js"
+
+
+@pytest.mark.skipif(NODE is None or not CLIENT_JS.exists(), reason="needs node and client.js")
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [("clip.bin", 3 * MiB + 7), ("été « 1 ».txt", 100), ("empty", 0)],
+    ids=["large", "non-ascii-name", "empty"],
+)
+def test_the_cli_and_the_browser_client_compute_the_same_fingerprint(tmp_path, name, size):
+    path = write(tmp_path / name, os.urandom(size))
+    script = (
+        f"import {{ fileFingerprint }} from {json.dumps(CLIENT_JS.as_uri())};\n"
+        "import { readFileSync } from 'node:fs';\n"
+        "const [path, name, modified] = process.argv.slice(1);\n"
+        "const file = new File([readFileSync(path)], name, { lastModified: Number(modified) });\n"
+        "console.log(await fileFingerprint(file));\n"
+    )
+    browser = subprocess.run(
+        [NODE, "--input-type=module", "-e", script, str(path), name, "1700000000123"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    assert browser == fingerprint(path)
 
 
 @pytest.mark.parametrize("size", [0, 10, MiB, 2 * MiB + 1], ids=["empty", "tiny", "1mib", "big"])

@@ -82,6 +82,12 @@ def test_create_answers_companions_shape_with_a_server_chosen_key(api_client, st
     assert (upload.size, upload.part_count) == (None, None)
 
 
+def test_a_name_with_nothing_usable_for_a_key_still_gets_a_key(api_client, storage):
+    # Found by Schemathesis: Django's get_valid_filename raises on such names (a 400 HTML page).
+    created = start(api_client, filename="\U0001146f")
+    assert created["key"] == f"uploads/{created['uploadId']}/file"
+
+
 def test_create_refuses_a_path_in_the_filename_with_a_message_for_uppy5(api_client, storage):
     response = api_client.post(
         "/s3/multipart", {"filename": "a/b.bin", "type": "text/plain"}, format="json"

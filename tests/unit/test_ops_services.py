@@ -7,9 +7,11 @@ S3's side (ListMultipartUploads, ListParts, HeadObject) is what the services rea
 import base64
 import hashlib
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from tests.factories import UploadFactory
@@ -472,3 +474,62 @@ def test_lifecycle_abort_days_is_none_when_s3_cannot_answer(storage, monkeypatch
 )
 def test_s3_aborts_at_the_midnight_utc_after_initiation_plus_the_days(initiated, expected):
     assert services.lifecycle_abort_date(initiated, 7) == expected
+
+
+# --- the cleanup_uploads command -----------------------------------------------------------
+def cleanup(*args: str) -> str:
+    out = StringIO()
+    call_command("cleanup_uploads", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_cleanup_uploads_expires_and_sweeps_and_prints_what_it_aborted(storage, user):
+    stale = start(user)
+    make_stale(stale)
+    fresh = start(user)
+    lost = storage.create_multipart_upload("uploads/lost/file.bin", content_type="")
+
+    output = cleanup("--orphan-grace", "3600")  # moto dates the orphan in 2010: old enough
+
+    assert f"aborted expired upload {stale.pk} {stale.key} (owner alice" in output
+    assert f"aborted orphan uploads/lost/file.bin (S3 upload id {lost}" in output
+    assert output.endswith("1 expired uploads and 1 orphans aborted.\n")
+    assert Upload.objects.get(pk=stale.pk).status == Status.EXPIRED
+    assert in_progress(storage) == {(fresh.key, fresh.s3_upload_id)}
+
+
+def test_cleanup_uploads_dry_run_prints_and_changes_nothing(storage, user):
+    stale = start(user)
+    make_stale(stale)
+    storage.create_multipart_upload("uploads/lost/file.bin", content_type="")
+    before = in_progress(storage)
+
+    output = cleanup("--dry-run")
+
+    assert f"would abort expired upload {stale.pk}" in output
+    assert "would abort orphan uploads/lost/file.bin" in output
+    assert output.endswith("1 expired uploads and 1 orphans would be aborted.\n")
+    assert Upload.objects.get(pk=stale.pk).status == Status.UPLOADING
+    assert in_progress(storage) == before
+
+
+def test_cleanup_uploads_leaves_orphans_younger_than_the_grace_period(db, storage, settings):
+    settings.UPLOADS_ORPHAN_GRACE = 100 * 365 * 24 * 3600  # older than any moto upload
+    storage.create_multipart_upload("uploads/lost/file.bin", content_type="")
+
+    assert cleanup().endswith("0 expired uploads and 0 orphans aborted.\n")
+    assert len(in_progress(storage)) == 1
+
+
+def test_cleanup_uploads_refuses_a_negative_grace_period(db):
+    with pytest.raises(CommandError, match="must not be negative"):
+        cleanup("--orphan-grace", "-1")
+
+
+def test_cleanup_uploads_fails_clearly_when_s3_cannot_be_listed(db, storage, monkeypatch):
+    def fail(self, prefix):
+        raise StorageFailed("S3 could not be reached for ListMultipartUploads.")
+
+    monkeypatch.setattr(MultipartStorage, "list_multipart_uploads", fail)
+    with pytest.raises(CommandError, match="S3 failed: S3 could not be reached"):
+        cleanup()

@@ -4,8 +4,8 @@ import uuid
 from typing import Any
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -62,7 +62,20 @@ def get_own_upload(request: Request, pk: str) -> Upload:
 class UploadListApi(APIView):
     @extend_schema(
         parameters=[UploadListQuerySerializer],
-        responses={200: UploadSerializer(many=True), **ERRORS},
+        operation_id="api_uploads_list",
+        responses={
+            # The cursor page, as NewestFirst answers it (an APIView's paginator is not seen
+            # by drf-spectacular on its own).
+            200: inline_serializer(
+                "UploadPage",
+                fields={
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": UploadSerializer(many=True),
+                },
+            ),
+            **ERRORS,
+        },
         summary="The caller's uploads, newest first",
     )
     def get(self, request: Request) -> Response:
