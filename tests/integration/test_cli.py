@@ -58,16 +58,29 @@ def sign_calls(server: DjangoServer, upload_id: str, since: int) -> int:
     return len(re.findall(rf'"POST /api/uploads/{upload_id}/sign/ HTTP', server.log()[since:]))
 
 
-def wait_for_parts(server, at_least: int, process) -> dict:
-    """The unfinished upload, once the server has recorded `at_least` of its parts."""
+def wait_for_parts(server, path: Path, at_least: int, process) -> dict:
+    """The unfinished upload of `path`, once the server has recorded `at_least` parts."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert process.poll() is None, "the CLI finished before it could be stopped"
-        uploads = server.api("GET", "/api/uploads/?status=uploading").json()["results"]
+        query = f"/api/uploads/?status=uploading&fingerprint={fingerprint(path)}"
+        uploads = server.api("GET", query).json()["results"]
         if uploads and uploads[0]["parts_uploaded"] >= at_least:
             return uploads[0]
         time.sleep(0.05)
     raise AssertionError("the upload made no progress")
+
+
+def settled_parts(server, upload_id: str) -> list[int]:
+    """The part numbers S3 holds, once a part PUT cut off by the kill can no longer land."""
+    seen = None
+    while True:
+        detail = server.api("GET", f"/api/uploads/{upload_id}/").json()  # reconciled with S3
+        have = sorted(part["number"] for part in detail["parts"] if part["etag"])
+        if have == seen:
+            return have
+        seen = have
+        time.sleep(1.0)
 
 
 def object_sha256(server: DjangoServer, key: str) -> str:
@@ -103,14 +116,14 @@ def test_a_killed_upload_resumes_elsewhere_sending_only_the_missing_parts(server
         stderr=subprocess.PIPE,
     )
     try:
-        upload = wait_for_parts(server, PARTS // 2, process)
+        upload = wait_for_parts(server, original, PARTS // 2, process)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert process.returncode == -signal.SIGKILL
     upload_id = upload["id"]
-    stored = server.api("GET", f"/api/uploads/{upload_id}/").json()  # reconciled with S3
-    have = sorted(part["number"] for part in stored["parts"] if part["etag"])
+    have = settled_parts(server, upload_id)
+    stored = server.api("GET", f"/api/uploads/{upload_id}/").json()
     missing = PARTS - len(have)
     assert (stored["status"], stored["part_count"]) == ("uploading", PARTS)
     assert 0 < missing < PARTS
@@ -161,7 +174,7 @@ def test_ctrl_c_stops_with_exit_130_and_the_upload_resumes(server, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    upload = wait_for_parts(server, 1, process)
+    upload = wait_for_parts(server, path, 1, process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130

@@ -1,0 +1,339 @@
+"""Every API call makes the same number of SQL queries for an upload of 1 part or of 1,000.
+
+For each endpoint (REST and Uppy/Companion) the call is measured on a 1-part upload, within a
+budget, and then must make exactly as many queries on a 1,000-part upload, and for sign and
+report with a batch of 1 and of 1,000 parts. Part rows are written by one statement
+(uploads/partstore.py), not by bulk_create batches of 142 rows (SQLite's 999 parameters).
+
+S3's side is simulated on the storage object (ListParts, CompleteMultipartUpload, HeadObject
+answer from what the test "uploaded"): 1,000 real 5 MiB parts would need 5 GB in moto, and
+what is counted here is SQL, not S3.
+"""
+
+import hashlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from uploads.models import Upload, UploadPart
+from uploads.storage import StoredObject, StoredPart
+
+pytestmark = pytest.mark.unit
+
+MiB = 1024 * 1024
+PART = 5 * MiB
+MANY = 1000
+CHECKSUM = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+# The most queries each call may make (token auth and the owner-scoped lookup included).
+BUDGET = {
+    "create": 6,
+    "list": 4,
+    "detail": 8,
+    "sign": 6,
+    "report": 8,
+    "complete": 14,
+    "abort": 6,
+    "uppy-create": 6,
+    "uppy-parts": 8,
+    "uppy-sign": 6,
+    "uppy-complete": 18,
+    "uppy-abort": 6,
+}
+
+
+def etag(number: int) -> str:
+    return hashlib.md5(str(number).encode()).hexdigest()  # noqa: S324 (an ETag, not security)
+
+
+class FakeS3Parts:
+    """What S3 holds for each multipart upload, as the storage's read methods will answer."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, dict[int, StoredPart]] = {}
+        self.objects: dict[str, StoredObject] = {}
+
+    def put(self, upload: Upload, numbers: range | list[int]) -> None:
+        plan = upload.plan
+        held = self.held.setdefault(upload.s3_upload_id, {})
+        for number in numbers:
+            size = plan.size_of(number) if plan else PART
+            held[number] = StoredPart(number=number, size=size, etag=etag(number))
+
+    def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        return [part for _, part in sorted(self.held.get(upload_id, {}).items())]
+
+    def complete_multipart_upload(self, key: str, upload_id: str, parts: Any) -> str:
+        size = sum(self.held[upload_id][part.number].size for part in parts)
+        self.objects[key] = StoredObject(size=size, etag=f"{'a' * 32}-{len(parts)}")
+        return self.objects[key].etag
+
+    def head_object(self, key: str) -> StoredObject | None:
+        return self.objects.get(key)
+
+
+@pytest.fixture
+def s3_side(storage, monkeypatch) -> FakeS3Parts:
+    fake = FakeS3Parts()
+    for name in ("list_parts", "complete_multipart_upload", "head_object"):
+        monkeypatch.setattr(storage, name, getattr(fake, name))
+    return fake
+
+
+@pytest.fixture
+def count(
+    django_assert_num_queries, django_assert_max_num_queries
+) -> Callable[[str, list[Callable[[], Any]]], int]:
+    """count(endpoint, [call on 1 part, call(s) on 1,000 parts…]) asserts they cost the same."""
+
+    def check(endpoint: str, calls: list[Callable[[], Any]]) -> int:
+        first, *others = calls
+        with django_assert_max_num_queries(BUDGET[endpoint]) as captured:
+            ok(first())
+        expected = len(captured)
+        for call in others:
+            with django_assert_num_queries(expected):
+                ok(call())
+        return expected
+
+    return check
+
+
+def ok(response: Any) -> Any:
+    assert response.status_code < 300, getattr(response, "data", response)
+    return response
+
+
+# --- the REST API -----------------------------------------------------------------------------
+def create(api_client, parts: int, *, checksum: bool = True):
+    body = {"filename": "f.bin", "size": parts * PART, "part_size": PART}
+    if checksum:
+        body["checksum_algorithm"] = "SHA256"
+    return api_client.post("/api/uploads/", body, format="json")
+
+
+def new_upload(api_client, parts: int, *, checksum: bool = True) -> Upload:
+    return Upload.objects.get(pk=ok(create(api_client, parts, checksum=checksum)).data["id"])
+
+
+def sign(api_client, upload: Upload, numbers, *, checksum: bool = True):
+    parts = [{"number": n, **({"checksum": CHECKSUM} if checksum else {})} for n in numbers]
+    return api_client.post(f"/api/uploads/{upload.pk}/sign/", {"parts": parts}, format="json")
+
+
+def report(api_client, upload: Upload, numbers):
+    parts = [{"number": n, "etag": etag(n), "checksum": CHECKSUM} for n in numbers]
+    return api_client.post(f"/api/uploads/{upload.pk}/parts/", {"parts": parts}, format="json")
+
+
+def uploaded(api_client, s3_side: FakeS3Parts, parts: int) -> Upload:
+    """An upload whose parts are all in S3 and reported."""
+    upload = new_upload(api_client, parts)
+    ok(sign(api_client, upload, range(1, parts + 1)))
+    s3_side.put(upload, range(1, parts + 1))
+    ok(report(api_client, upload, range(1, parts + 1)))
+    return upload
+
+
+def test_creating_an_upload_costs_the_same_queries_for_1_and_1000_parts(bucket, api_client, count):
+    count("create", [lambda: create(api_client, 1), lambda: create(api_client, MANY)])
+
+
+def test_listing_uploads_costs_the_same_queries_whatever_their_part_counts(
+    bucket, api_client, s3_side, count
+):
+    uploaded(api_client, s3_side, 1)
+    first = lambda: api_client.get("/api/uploads/")  # noqa: E731
+    uploaded(api_client, s3_side, MANY)
+    count("list", [first, lambda: api_client.get("/api/uploads/")])
+
+
+@pytest.mark.parametrize("reported", [False, True], ids=["parts-found-in-s3", "parts-reported"])
+def test_the_detail_costs_the_same_queries_for_1_and_1000_parts(
+    bucket, api_client, s3_side, count, reported
+):
+    """Unreported parts that S3 holds are recorded on the way (the reconciliation inserts)."""
+    small, large = new_upload(api_client, 1), new_upload(api_client, MANY)
+    for upload in (small, large):
+        s3_side.put(upload, range(1, (upload.part_count or 0) + 1))
+        if reported:
+            ok(sign(api_client, upload, range(1, upload.part_count + 1)))
+            ok(report(api_client, upload, range(1, upload.part_count + 1)))
+    count(
+        "detail",
+        [
+            lambda: api_client.get(f"/api/uploads/{small.pk}/"),
+            lambda: api_client.get(f"/api/uploads/{large.pk}/"),
+        ],
+    )
+    assert UploadPart.objects.filter(upload=large).exclude(etag="").count() == MANY
+
+
+@pytest.mark.parametrize("checksum", [True, False], ids=["with-checksums", "without-checksums"])
+def test_signing_costs_the_same_queries_for_batches_of_1_and_1000_parts(
+    bucket, api_client, count, checksum
+):
+    small = new_upload(api_client, 1, checksum=checksum)
+    large = new_upload(api_client, MANY, checksum=checksum)
+    count(
+        "sign",
+        [
+            lambda: sign(api_client, small, [1], checksum=checksum),
+            lambda: sign(api_client, large, [MANY], checksum=checksum),
+            lambda: sign(api_client, large, range(1, MANY + 1), checksum=checksum),
+            # Again: every part now exists, so the upsert updates all 1,000 rows.
+            lambda: sign(api_client, large, range(1, MANY + 1), checksum=checksum),
+        ],
+    )
+    if checksum:
+        assert UploadPart.objects.filter(upload=large, checksum=CHECKSUM).count() == MANY
+
+
+def test_reporting_costs_the_same_queries_for_batches_of_1_and_1000_parts(
+    bucket, api_client, count
+):
+    small, large = new_upload(api_client, 1), new_upload(api_client, MANY)
+    ok(sign(api_client, small, [1]))
+    ok(sign(api_client, large, range(1, MANY + 1)))
+    count(
+        "report",
+        [
+            lambda: report(api_client, small, [1]),
+            lambda: report(api_client, large, [1]),
+            lambda: report(api_client, large, range(1, MANY + 1)),
+        ],
+    )
+    large.refresh_from_db()
+    assert (large.parts_uploaded, large.bytes_uploaded) == (MANY, MANY * PART)
+
+
+@pytest.mark.parametrize("reported", [True, False], ids=["parts-reported", "parts-unreported"])
+def test_completing_costs_the_same_queries_for_1_and_1000_parts(
+    bucket, api_client, s3_side, count, reported
+):
+    uploads = []
+    for parts in (1, MANY):
+        upload = uploaded(api_client, s3_side, parts) if reported else new_upload(api_client, parts)
+        if not reported:
+            ok(sign(api_client, upload, range(1, parts + 1)))
+            s3_side.put(upload, range(1, parts + 1))
+        uploads.append(upload)
+    small, large = uploads
+    count(
+        "complete",
+        [
+            lambda: api_client.post(f"/api/uploads/{small.pk}/complete/"),
+            lambda: api_client.post(f"/api/uploads/{large.pk}/complete/"),
+        ],
+    )
+    large.refresh_from_db()
+    assert (large.status, large.size) == (Upload.Status.COMPLETED, MANY * PART)
+
+
+def test_aborting_costs_the_same_queries_for_1_and_1000_parts(bucket, api_client, s3_side, count):
+    small, large = uploaded(api_client, s3_side, 1), uploaded(api_client, s3_side, MANY)
+    count(
+        "abort",
+        [
+            lambda: api_client.delete(f"/api/uploads/{small.pk}/"),
+            lambda: api_client.delete(f"/api/uploads/{large.pk}/"),
+        ],
+    )
+
+
+# --- the Uppy/Companion-compatible endpoints ---------------------------------------------------
+def uppy_upload(api_client) -> Upload:
+    created = ok(
+        api_client.post(
+            "/s3/multipart",
+            {"filename": "video.mp4", "type": "video/mp4", "metadata": {}},
+            format="json",
+        )
+    )
+    return Upload.objects.get(pk=created.data["uploadId"])
+
+
+def uppy_complete(api_client, upload: Upload, parts: int):
+    body = {"parts": [{"PartNumber": n, "ETag": f'"{etag(n)}"'} for n in range(1, parts + 1)]}
+    return api_client.post(
+        f"/s3/multipart/{upload.pk}/complete?key={upload.key}", body, format="json"
+    )
+
+
+@pytest.fixture
+def uppy_pair(bucket, api_client, s3_side) -> Iterator[tuple[Upload, Upload]]:
+    """Two Uppy uploads whose parts S3 holds: 1 part, and 1,000 parts."""
+    small, large = uppy_upload(api_client), uppy_upload(api_client)
+    s3_side.put(small, [1])
+    s3_side.put(large, range(1, MANY + 1))
+    return small, large
+
+
+def test_uppy_creating_costs_a_constant_number_of_queries(bucket, api_client, count):
+    body = {"filename": "video.mp4", "type": "video/mp4", "metadata": {}}
+    call = lambda: api_client.post("/s3/multipart", body, format="json")  # noqa: E731
+    count("uppy-create", [call, call])
+
+
+def test_uppy_listing_parts_costs_the_same_queries_for_1_and_1000_parts(
+    api_client, uppy_pair, count
+):
+    small, large = uppy_pair
+    count(
+        "uppy-parts",
+        [
+            lambda: api_client.get(f"/s3/multipart/{small.pk}?key={small.key}"),
+            lambda: api_client.get(f"/s3/multipart/{large.pk}?key={large.key}"),
+        ],
+    )
+
+
+def test_uppy_signing_costs_the_same_queries_for_1_part_and_a_batch_of_1000(
+    api_client, uppy_pair, count
+):
+    small, large = uppy_pair
+    numbers = ",".join(str(n) for n in range(1, MANY + 1))
+    count(
+        "uppy-sign",
+        [
+            lambda: api_client.get(f"/s3/multipart/{small.pk}/1?key={small.key}"),
+            lambda: api_client.get(f"/s3/multipart/{large.pk}/{MANY}?key={large.key}"),
+            lambda: api_client.get(
+                f"/s3/multipart/{large.pk}/batch?key={large.key}&partNumbers={numbers}"
+            ),
+        ],
+    )
+
+
+def test_uppy_completing_costs_the_same_queries_for_1_and_1000_parts(api_client, uppy_pair, count):
+    small, large = uppy_pair
+    count(
+        "uppy-complete",
+        [lambda: uppy_complete(api_client, s, n) for s, n in [(small, 1)]]
+        + [lambda: uppy_complete(api_client, large, MANY)],
+    )
+    large.refresh_from_db()
+    assert (large.status, large.size) == (Upload.Status.COMPLETED, MANY * PART)
+
+
+def test_uppy_aborting_costs_the_same_queries_for_1_and_1000_parts(api_client, uppy_pair, count):
+    small, large = uppy_pair
+    count(
+        "uppy-abort",
+        [
+            lambda: api_client.delete(f"/s3/multipart/{small.pk}?key={small.key}"),
+            lambda: api_client.delete(f"/s3/multipart/{large.pk}?key={large.key}"),
+        ],
+    )
+
+
+def test_one_statement_writes_a_thousand_parts(bucket, api_client):
+    """The reason the counts hold on SQLite: no INSERT is split into 142-row batches."""
+    upload = new_upload(api_client, MANY)
+    with CaptureQueriesContext(connection) as captured:
+        ok(sign(api_client, upload, range(1, MANY + 1)))
+    inserts = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("INSERT")]
+    assert len(inserts) == 1
+    assert UploadPart.objects.filter(upload=upload).count() == MANY
