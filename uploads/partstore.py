@@ -30,6 +30,8 @@ DEFAULTS: dict[str, Any] = {
     "signed_at": None,
     "uploaded_at": None,
 }
+# Databases whose JSON functions unpack the rows; others get bulk_create's batches.
+ONE_STATEMENT_VENDORS = ("sqlite", "postgresql")
 # How PostgreSQL reads each JSON field (json_to_recordset needs the column types).
 _PG_TYPES = {
     "number": "integer",
@@ -57,7 +59,7 @@ def upsert_parts(
         raise ValueError(f"unknown part columns: {sorted(unknown)}")
     connection = connections[router.db_for_write(UploadPart)]
     vendor = connection.vendor
-    if vendor not in ("sqlite", "postgresql"):
+    if vendor not in ONE_STATEMENT_VENDORS:
         _bulk_create(upload, rows, update)
         return
     payload = json.dumps([_db_row(row, connection) for row in rows], separators=(",", ":"))

@@ -697,7 +697,7 @@ EXPIRABLE = (Status.UPLOADING, Status.FAILED)
 # S3's answers for an upload that no longer exists: an abort or a ListParts on it is done.
 GONE_CODES = frozenset({"NoSuchUpload", "404", "NoSuchKey"})
 MAX_ABORT_ATTEMPTS = 5
-_ORPHAN_LOOKUP_CHUNK = 500  # upload ids per IN (...) query: well under SQLite's variable limit
+_ORPHAN_LOOKUP_CHUNK = 500  # keys per IN (...) query: well under SQLite's variable limit
 
 
 @dataclass(frozen=True)
@@ -799,12 +799,13 @@ def find_orphans(*, now: datetime | None = None) -> list[Orphan]:
         item for item in get_storage().list_multipart_uploads(prefix) if item.key.startswith(prefix)
     ]
     rows: dict[tuple[str, str], tuple[uuid.UUID, str]] = {}
-    ids = [item.upload_id for item in listed]
-    for start in range(0, len(ids), _ORPHAN_LOOKUP_CHUNK):
-        chunk = ids[start : start + _ORPHAN_LOOKUP_CHUNK]
-        for pk, key, s3_upload_id, status in Upload.objects.filter(
-            s3_upload_id__in=chunk
-        ).values_list("pk", "key", "s3_upload_id", "status"):
+    keys = sorted({item.key for item in listed})
+    for start in range(0, len(keys), _ORPHAN_LOOKUP_CHUNK):
+        # By key, which is unique and indexed; the S3 upload id must match too.
+        chunk = keys[start : start + _ORPHAN_LOOKUP_CHUNK]
+        for pk, key, s3_upload_id, status in Upload.objects.filter(key__in=chunk).values_list(
+            "pk", "key", "s3_upload_id", "status"
+        ):
             rows[(key, s3_upload_id)] = (pk, status)
     orphans = []
     for item in listed:

@@ -226,6 +226,18 @@ def test_the_orphan_sweep_skips_a_prefix_that_a_server_ignored(storage, monkeypa
     assert ("elsewhere/file.bin", outside) in in_progress(storage)
 
 
+def test_orphans_are_found_among_many_uploads_looked_up_in_chunks(storage, user, monkeypatch):
+    monkeypatch.setattr(services, "_ORPHAN_LOOKUP_CHUNK", 2)
+    live = [start(user, put=False) for _ in range(3)]
+    lost = [storage.create_multipart_upload(f"uploads/lost/{n}", content_type="") for n in range(2)]
+    # Same key as a live row, but another S3 upload: not that row's, so an orphan too.
+    stray = storage.create_multipart_upload(live[0].key, content_type="")
+
+    found = {orphan.upload_id for orphan in services.find_orphans()}
+
+    assert found == {*lost, stray}
+
+
 def test_cleanup_refuses_to_run_with_an_empty_key_prefix(storage, settings):
     settings.UPLOADS_KEY_PREFIX = ""
     with pytest.raises(ImproperlyConfigured):
