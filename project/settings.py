@@ -139,6 +139,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "uploads.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    # Behind N reverse proxies, throttles key anonymous clients on the address the proxies saw;
+    # without it a client could pick its own key through a forged X-Forwarded-For.
+    "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
 }
 CACHES = {
     # The throttles count requests in the cache; use a shared one (Redis) with several processes.

@@ -147,3 +147,20 @@ def test_a_user_cannot_pile_up_tokens_without_limit(user, monkeypatch):
     monkeypatch.setattr("uploads.api.tokens.MAX_TOKENS_PER_USER", 2)
     assert [login().status_code for _ in range(3)] == [201, 201, 409]
     assert login().json()["code"] == "too_many_tokens"
+
+
+def test_a_forged_forwarded_for_header_does_not_escape_the_login_throttle(user):
+    def guess(address: str):
+        client = APIClient(HTTP_X_FORWARDED_FOR=address)
+        return login(password="guess", client=client).status_code
+
+    statuses = [guess(f"203.0.113.{n}") for n in range(11)]
+    assert statuses == [401] * 10 + [429]
+
+
+def test_behind_one_proxy_the_address_it_saw_is_throttled(user, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    client = APIClient(HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert [login(password="guess", client=client).status_code for _ in range(11)][-1] == 429
+    fresh = APIClient(HTTP_X_FORWARDED_FOR="198.51.100.8")
+    assert login(password="guess", client=fresh).status_code == 401
