@@ -174,7 +174,21 @@ class PartwiseApi:
         return self.request("POST", f"uploads/{upload_id}/parts/", json={"parts": list(parts)})
 
     def complete_upload(self, upload_id: str) -> dict[str, Any]:
-        return self.request("POST", f"uploads/{upload_id}/complete/")
+        """Complete the upload; repeating it answers the same completed upload.
+
+        409 with status "completing" means another call is completing it right now (often our
+        own earlier call whose answer was lost): the server asks to try again shortly.
+        """
+        attempt = 0
+        while True:
+            try:
+                return self.request("POST", f"uploads/{upload_id}/complete/")
+            except PartwiseError as error:
+                completing = error.http_status == 409 and error.extra.get("status") == "completing"
+                if not completing or attempt + 1 >= self.backoff.attempts:
+                    raise
+            self.sleep(self.backoff.delay(attempt))
+            attempt += 1
 
     def abort_upload(self, upload_id: str) -> dict[str, Any]:
         return self.request("DELETE", f"uploads/{upload_id}/")

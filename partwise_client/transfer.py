@@ -194,6 +194,22 @@ class Uploader:
             )
         return None
 
+    def find_finished(self, path: Path) -> dict[str, Any] | None:
+        """The upload of this file whose completion started (completing or completed), proven
+        by its bytes; None when there is none."""
+        size = path.stat().st_size
+        for candidate in self.api.list_uploads(fingerprint=fingerprint(path)):
+            if (
+                candidate["status"] in ("completing", "completed")
+                and candidate["size"] == size
+                and candidate["filename"] == path.name
+                and candidate["part_size"]
+            ):
+                upload = self.api.get_upload(candidate["id"])
+                if self.holds_same_bytes(path, upload):
+                    return upload
+        return None
+
     def holds_same_bytes(self, path: Path, upload: dict[str, Any]) -> bool:
         """Hash uploaded parts of the local file and compare with the server's checksums."""
         uploaded = [part for part in upload["parts"] if part["etag"] and part["checksum"]]
@@ -221,8 +237,17 @@ class Uploader:
                 # Another file looks like this one: leave its upload alone, start afresh.
                 self.on_event(f"{mismatch.detail} Starting a new upload.")
         if upload is None and resume == "required":
-            raise NothingToResume(
-                f"No unfinished upload of {path} was found.", code="nothing_to_resume"
+            finished = self.find_finished(path)
+            if finished is None:
+                raise NothingToResume(
+                    f"No unfinished upload of {path} was found.", code="nothing_to_resume"
+                )
+            # A run stopped while completing (killed, or its answer lost): finish or report it.
+            self.on_event(f"Upload {finished['id']} of {path.name} is {finished['status']}.")
+            return Transfer(
+                upload=self.api.complete_upload(finished["id"]),
+                resumed=True,
+                parts_skipped=finished["part_count"],
             )
         resumed = upload is not None
         if upload is None:

@@ -15,3 +15,6 @@ urlpatterns = [
     path("logout/", pages.logout_page, name="logout"),
     path("", pages.upload_page, name="upload-page"),
 ]
+
+# A failure under /api/ or /s3/ answers JSON without a traceback (with DEBUG=False).
+handler500 = "uploads.api.errors.server_error"

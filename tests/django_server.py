@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from tests.pg import server_database_url
 from uploads.embedded_s3 import SeaweedFS, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +72,11 @@ class DjangoServer:
     bucket: str = field(default_factory=lambda: f"pw-{uuid.uuid4().hex[:12]}")
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(40))
     users: dict[str, User] = field(default_factory=dict)
+    # Settings on top of env(), e.g. AWS_S3_PUBLIC_ENDPOINT_URL of a fault proxy.
+    extra_env: dict[str, str] = field(default_factory=dict)
+    # Empty: chosen at start, a SQLite file in workdir, or in the PostgreSQL pass a new
+    # database on the test PostgreSQL server (tests/pg.py).
+    database_url: str = ""
     process: subprocess.Popen | None = None
     _log: IO[bytes] | None = None
 
@@ -89,7 +95,7 @@ class DjangoServer:
             # One key for setup and server: sessions made at setup are signed with it.
             "DJANGO_SECRET_KEY": self.secret_key,
             "DJANGO_DEBUG": "true",
-            "DATABASE_URL": f"sqlite:///{self.workdir / 'db.sqlite3'}",
+            "DATABASE_URL": self.database_url or f"sqlite:///{self.workdir / 'db.sqlite3'}",
             "PARTWISE_VAR_DIR": str(self.workdir / "var"),
             "AWS_S3_ENDPOINT_URL": self.s3.endpoint,
             "AWS_S3_PUBLIC_ENDPOINT_URL": self.s3.endpoint,
@@ -103,6 +109,7 @@ class DjangoServer:
             "API_THROTTLE_ANON": "100000/min",
             "API_THROTTLE_USER": "100000/min",
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
 
     def manage(self, *args: str, timeout: float = 120) -> str:
@@ -121,21 +128,25 @@ class DjangoServer:
 
     def start(self) -> DjangoServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if not self.database_url:
+            self.database_url = server_database_url(self.workdir)
         self.manage("migrate", "--no-input")
         argv = f"import sys; sys.argv[1:] = [{self.url!r}, {PASSWORD!r}]\n"
         out = self.manage("shell", "--no-imports", "-c", argv + _SETUP)
         line = next(line for line in out.splitlines() if line.startswith("USERS="))
         self.users = {name: User(name, **values) for name, values in json.loads(line[6:]).items()}
+        return self.launch()
+
+    def restart(self) -> DjangoServer:
+        """Stop the server and start it again on the same port and database (a deploy, a crash)."""
+        self.stop()
+        return self.launch()
+
+    def launch(self) -> DjangoServer:
+        """Start runserver on the prepared database and wait until it answers."""
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (open for the server's lifetime)
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "manage.py"),
-                "runserver",
-                "--noreload",
-                "--skip-checks",
-                f"127.0.0.1:{self.port}",
-            ],
+            self.command(),
             cwd=ROOT,
             env=self.env(),
             stdout=self._log,
@@ -151,6 +162,17 @@ class DjangoServer:
             time.sleep(0.2)
         self.stop()
         raise TimeoutError(f"runserver did not answer on {self.url}")
+
+    def command(self) -> list[str]:
+        """The server process (a subclass may run gunicorn instead)."""
+        return [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "runserver",
+            "--noreload",
+            "--skip-checks",
+            f"127.0.0.1:{self.port}",
+        ]
 
     def ready(self) -> bool:
         try:

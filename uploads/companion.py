@@ -44,7 +44,7 @@ from .api.authentication import CsrfSessionAuthentication
 from .api.serializers import StrictIntegerField
 from .api.views import ERRORS, get_own_upload
 from .conf import upload_settings
-from .exceptions import InvalidInput, UploadError
+from .exceptions import InvalidInput, UploadConflict, UploadError
 from .models import Upload
 from .parts import MAX_PARTS
 from .tokens.authentication import NamedTokenAuthentication
@@ -298,17 +298,22 @@ class CompanionCompleteApi(CompanionApi):
         upload = self.own_upload(request, upload_id)
         data = CompanionCompleteInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        if upload.status != Upload.Status.COMPLETED:  # a repeated complete answers the same
+        if upload.status == Upload.Status.UPLOADING:  # a repeated complete answers the same
             # Recording Uppy's ETags first makes completion compare them with S3's parts.
             reported = [
                 services.ReportedPart(number=part["PartNumber"], etag=part["ETag"])
                 for part in data.validated_data["parts"]
             ]
             batch = upload_settings().sign_batch_max
-            for start in range(0, len(reported), batch):
-                services.record_parts(
-                    upload, parts=reported[start : start + batch], by=request.user
-                )
+            try:
+                for start in range(0, len(reported), batch):
+                    services.record_parts(
+                        upload, parts=reported[start : start + batch], by=request.user
+                    )
+            except UploadConflict:
+                # A racing complete got there first: its outcome is this call's answer too.
+                if upload.status not in (Upload.Status.COMPLETING, Upload.Status.COMPLETED):
+                    raise
         upload = services.complete_upload(upload, by=request.user)
         location = request.build_absolute_uri(reverse("uploads:detail", args=[upload.pk]))
         return Response(

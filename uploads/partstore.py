@@ -62,23 +62,31 @@ def upsert_parts(
     if vendor not in ONE_STATEMENT_VENDORS:
         _bulk_create(upload, rows, update)
         return
-    payload = json.dumps([_db_row(row, connection) for row in rows], separators=(",", ":"))
+    prepared: dict[tuple[str, Any], Any] = {}  # a batch shares one timestamp: convert it once
+    payload = json.dumps(
+        [
+            {
+                name: _db_value(name, row.get(name, DEFAULTS.get(name)), connection, prepared)
+                for name in COLUMNS
+            }
+            for row in rows
+        ],
+        separators=(",", ":"),
+    )
     upload_pk = Upload._meta.pk.get_db_prep_value(upload.pk, connection)
     with connection.cursor() as cursor:
         cursor.execute(_statement(connection, tuple(update)), [upload_pk, payload])
 
 
-def _db_row(row: Mapping[str, Any], connection: Any) -> dict[str, Any]:
-    """The row's values as the database stores them, in JSON (datetimes as the backend wants)."""
-    values = {}
-    for name in COLUMNS:
-        value = row.get(name, DEFAULTS.get(name))
-        field = UploadPart._meta.get_field(name)
-        value = field.get_db_prep_value(value, connection)
-        if isinstance(value, datetime):  # PostgreSQL keeps datetimes; JSON needs text
-            value = value.isoformat()
-        values[name] = value
-    return values
+def _db_value(name: str, value: Any, connection: Any, prepared: dict[tuple[str, Any], Any]) -> Any:
+    """The value as the database stores it, in JSON (datetimes as text the backend reads)."""
+    if not isinstance(value, datetime):
+        return value  # numbers and text go as they are; None is null
+    key = (name, value)
+    if key not in prepared:
+        stored = UploadPart._meta.get_field(name).get_db_prep_value(value, connection)
+        prepared[key] = stored.isoformat() if isinstance(stored, datetime) else stored
+    return prepared[key]
 
 
 _statements: dict[tuple[str, tuple[str, ...]], str] = {}

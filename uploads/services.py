@@ -16,6 +16,7 @@ import hashlib
 import logging
 import mimetypes
 import re
+import time
 import unicodedata
 import uuid
 from collections.abc import Iterable, Sequence
@@ -220,6 +221,22 @@ def _take_over_dead_completion(upload: Upload) -> bool:
     ).update(status=Status.UPLOADING, updated_at=timezone.now())
     upload.refresh_status()
     return bool(taken)
+
+
+# A completion that finds another call completing the same upload waits this long for that
+# call's outcome, so that both answer the same (a retried or doubled "complete" is common).
+COMPLETION_WAIT = 10.0  # seconds
+_COMPLETION_POLL = 0.1
+
+
+def _wait_for_racing_completion(upload: Upload) -> None:
+    """Poll the row until the racing completion has settled it, or COMPLETION_WAIT passes."""
+    deadline = time.monotonic() + COMPLETION_WAIT
+    while upload.status == Status.COMPLETING and time.monotonic() < deadline:
+        time.sleep(_COMPLETION_POLL)
+        upload.refresh_status()
+    # Everything the winner wrote (progress, times), so both calls answer the same body.
+    upload.refresh_from_db()
 
 
 def _refresh_progress(upload: Upload) -> None:
@@ -467,13 +484,32 @@ def upload_status(upload: Upload, *, by: Any) -> Upload:
     return with_parts(upload)
 
 
+def _one_copy_per_part(
+    stored: Sequence[StoredPart], recorded: dict[int, UploadPart]
+) -> dict[int, StoredPart]:
+    """S3's parts by number; of several copies of one number, the one the client reported.
+
+    A part sent twice (two sessions, a retry) is one copy on AWS, the last. SeaweedFS lists
+    every copy and completes with the one whose ETag the completion names, so the copy whose
+    ETag was reported is the truth; without a match, the last listed stands for the part (and
+    completion then refuses the reported ETag as a mismatch).
+    """
+    found: dict[int, StoredPart] = {}
+    for part in stored:
+        reported = recorded.get(part.number)
+        held = found.get(part.number)
+        if held is None or not (reported and reported.etag and held.etag == reported.etag):
+            found[part.number] = part
+    return found
+
+
 def _reconcile_parts(upload: Upload, stored: Sequence[StoredPart]) -> None:
-    in_s3 = {
-        part.number: part
-        for part in stored
-        if not upload.part_count or part.number <= upload.part_count
-    }
     recorded = {part.number: part for part in UploadPart.objects.filter(upload=upload)}
+    in_s3 = {
+        number: part
+        for number, part in _one_copy_per_part(stored, recorded).items()
+        if not upload.part_count or number <= upload.part_count
+    }
     now = timezone.now()
     changed = [
         UploadPart(
@@ -523,10 +559,13 @@ def complete_upload(upload: Upload, *, by: Any) -> Upload:
     if upload.status == Status.COMPLETED:
         return with_parts(upload)
     if not _transition(upload, [Status.UPLOADING], Status.COMPLETING):
+        if upload.status == Status.COMPLETING and not _settle_from_object(upload):
+            # Another call is completing it: its outcome is this call's answer too.
+            _wait_for_racing_completion(upload)
         if upload.status == Status.COMPLETED:
             return with_parts(upload)
         if upload.status == Status.COMPLETING:
-            # Another call is completing it, or one died half-way: the object settles it.
+            # Still completing: a slow S3, or a call that died half-way (the object settles it).
             if _settle_from_object(upload):
                 return with_parts(upload)
             if not (
@@ -536,8 +575,13 @@ def complete_upload(upload: Upload, *, by: Any) -> Upload:
                 raise UploadConflict(
                     "The upload is being completed; ask again shortly.", status=upload.status
                 )
-        else:
+        elif not _transition(upload, [Status.UPLOADING], Status.COMPLETING):
+            # The racing call gave it back (a part missing): this call checks again itself,
+            # and answers the same. Any other status is final for completion.
             _require_status(upload, Status.UPLOADING)
+            raise UploadConflict(
+                "The upload is being completed; ask again shortly.", status=upload.status
+            )
 
     storage = get_storage()
     try:
@@ -578,8 +622,8 @@ def complete_upload(upload: Upload, *, by: Any) -> Upload:
 def _check_parts_for_completion(
     upload: Upload, stored: Sequence[StoredPart]
 ) -> tuple[list[CompletedPart], int]:
-    in_s3 = {part.number: part for part in stored}
     recorded = {part.number: part for part in UploadPart.objects.filter(upload=upload)}
+    in_s3 = _one_copy_per_part(stored, recorded)
     if upload.part_count:
         count = upload.part_count
     else:
@@ -657,6 +701,8 @@ def _settle_from_object(upload: Upload, *, expected_size: int | None = None) -> 
         completed_at=timezone.now(),
     ):
         _completed(upload)
+    elif upload.status == Status.COMPLETED:
+        upload.refresh_from_db()  # a racing call recorded it: answer exactly what it wrote
     return upload.status == Status.COMPLETED
 
 
@@ -671,8 +717,9 @@ def abort_upload(upload: Upload, *, by: Any) -> Upload:
     if not cancelled and upload.status not in finished:
         raise UploadConflict(f"A {upload.status} upload cannot be aborted.", status=upload.status)
     # The row says aborted before S3 is asked, so a racing complete cannot start; if S3 fails
-    # here, a repeated call (or the bucket's lifecycle rule) finishes the abort.
-    get_storage().abort_multipart_upload(upload.key, upload.s3_upload_id)
+    # here, a repeated call (or the bucket's lifecycle rule) finishes the abort. A part in
+    # flight can land after an abort: abort again until ListParts finds none.
+    abort_until_gone(upload.key, upload.s3_upload_id)
     return upload
 
 

@@ -38,6 +38,9 @@ os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", "127.0.0.1")
 @pytest.fixture(scope="session")
 def browser() -> Iterator:
     if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            # .ci/run installs Chromium: in CI a missing browser is a broken run, not a skip.
+            pytest.fail(f"e2e: no Chromium at {CHROMIUM} in CI")
         pytest.skip(
             f"e2e: no Chromium at {CHROMIUM} (install Debian's `chromium` package); "
             "skipping the browser tests"

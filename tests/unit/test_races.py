@@ -36,7 +36,8 @@ def test_reporting_loses_to_an_abort_that_landed_after_the_upload_was_read(stora
     assert not UploadPart.objects.filter(upload=upload).exists()
 
 
-def test_a_completion_in_progress_is_not_taken_over(storage, owner):
+def test_a_completion_in_progress_is_not_taken_over(storage, owner, monkeypatch):
+    monkeypatch.setattr(services, "COMPLETION_WAIT", 0)  # nobody will finish it here
     upload = start(owner)
     put_all(storage, upload)
     Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.COMPLETING)

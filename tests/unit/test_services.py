@@ -701,7 +701,10 @@ def test_complete_upload_settles_a_completing_upload_from_the_object(upload, own
     assert done.etag == storage.head_object(upload.key).etag
 
 
-def test_complete_upload_of_a_completing_upload_without_object_conflicts(upload, owner, storage):
+def test_complete_upload_of_a_completing_upload_without_object_conflicts(
+    upload, owner, storage, monkeypatch
+):
+    monkeypatch.setattr(services, "COMPLETION_WAIT", 0)  # nobody will finish it here
     Upload.objects.filter(pk=upload.pk).update(status=Status.COMPLETING)
     upload.refresh_from_db()
 

@@ -8,7 +8,8 @@ UploadErrors from the services keep their status and code (and extra fields such
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -63,3 +64,21 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     else:
         body = {"code": _first_code(exc.get_codes()), "detail": str(exc.detail)}
     return Response(body, status=exc.status_code, headers=headers)
+
+
+# Paths whose clients read JSON, also when the server itself fails.
+JSON_PATHS = ("/api/", "/s3/")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's handler500 (a bug, not bad input): JSON under the API paths, never a traceback.
+
+    With DEBUG=False Django answers an unhandled exception with this view; API clients get the
+    usual `{"code", "detail"}` shape, and nothing of the exception (Django logs it). Other
+    paths keep Django's plain HTML page.
+    """
+    if request.path.startswith(JSON_PATHS):
+        return JsonResponse(
+            {"code": "server_error", "detail": "The server failed. Try again later."}, status=500
+        )
+    return defaults.server_error(request)

@@ -27,4 +27,9 @@ class BoundedJSONParser(parsers.JSONParser):
         body = stream.read(limit + 1) if stream is not None else b""
         if len(body) > limit:
             raise RequestTooLarge(f"The request body exceeds {limit} bytes.")
-        return super().parse(io.BytesIO(body), media_type, parser_context)
+        try:
+            return super().parse(io.BytesIO(body), media_type, parser_context)
+        except RecursionError:
+            # json.loads gives up on deeply nested input (`[[[[…`) with a RecursionError, which
+            # DRF does not catch (it expects ValueError): without this it is a 500.
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from None

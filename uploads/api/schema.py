@@ -20,6 +20,7 @@ EXTRA_CODES = {
     "invalid": 400,  # every DRF ValidationError, whatever its field codes
     "csrf_failed": 403,  # uploads.api.authentication.CsrfSessionAuthentication
     "request_too_large": 413,  # Django's RequestDataTooBig, mapped in errors.py
+    "server_error": 500,  # errors.server_error, Django's handler500 (a bug, never bad input)
 }
 
 

@@ -1,0 +1,359 @@
+"""End-to-end upload throughput: Partwise's clients against boto3 and a raw PUT, same run.
+
+    .venv/bin/python tests/bench/bench_throughput.py [--size 1G] [--part-size 8M]
+        [--concurrency 4] [--clients boto3,curl,cli,browser,uppy] [--repeat 1]
+
+One file of --size random bytes, one SeaweedFS and one Partwise under gunicorn (2 workers),
+all on free loopback ports, started and stopped here. Each client uploads the same file in
+turn (objects are deleted between runs):
+
+  boto3    boto3 upload_file, same part size and concurrency: the baseline
+  curl     one presigned PUT of the whole file: the ceiling of this S3 server
+  cli      the `partwise` CLI
+  browser  frontend/client.js in headless Chromium (a harness page on Django's origin)
+  uppy     @uppy/core + @uppy/aws-s3 in the same Chromium, via Partwise's /s3/ endpoints
+
+Printed per client: seconds, MB/s, the ratio to boto3, requests served by Django (per GiB and
+by route) and the Django workers' peak RSS after that run. Run it at two sizes to see that
+the server's memory does not grow with the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from harness import ROOT, GiB, MiB, Stack, machine, write_random_file
+
+CHROMIUM = Path(os.environ.get("PARTWISE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+UPPY_MODULES = ROOT / "tests" / "e2e" / "uppy" / "node_modules"
+RUN_TIMEOUT = 1800  # seconds per client run, whatever the size
+HARNESS = """<!doctype html><meta charset="utf-8"><title>bench</title>
+<input type="file" id="file">
+<script type="module">
+import { upload } from "/bench/client.js";
+window.runPartwise = async ({ token, ...options }) => {
+  const file = document.getElementById("file").files[0];
+  const handle = upload(file, { ...options, headers: { Authorization: `Token ${token}` } });
+  const done = await handle.promise;
+  return { status: done.status, id: done.id, size: done.size };
+};
+window.partwiseReady = true;
+</script>
+<script type="module" src="/bench/uppy.js"></script>
+"""
+
+
+def size_arg(text: str) -> int:
+    units = {"K": 1024, "M": MiB, "G": GiB}
+    text = text.strip().upper().rstrip("IB").rstrip("B")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+class Bench:
+    def __init__(self, stack: Stack, path: Path, args: argparse.Namespace) -> None:
+        self.stack, self.path, self.args = stack, path, args
+        self.size = path.stat().st_size
+        self.s3 = stack.boto3_client()
+        self.bucket = stack.django.bucket
+        self.results: list[dict] = []
+        self._browser = None
+        self._playwright = None
+
+    # --- one measured run ------------------------------------------------------------------
+    def run(self, name: str, upload) -> None:
+        mark = len(self.stack.django.access_lines())
+        started = time.perf_counter()
+        try:
+            note = upload() or ""
+        except Exception as error:  # a failing client is a result too, not the end of the bench
+            note = f"FAILED: {error}"[:200]
+        seconds = time.perf_counter() - started
+        time.sleep(0.5)  # let gunicorn flush its access log
+        routes = self.stack.django.requests_since(mark)
+        self.results.append(
+            {
+                "client": name,
+                "seconds": seconds,
+                "routes": routes,
+                "rss": self.stack.django.peak_rss(),
+                "note": note,
+            }
+        )
+        self.empty_bucket()
+
+    def empty_bucket(self) -> None:
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            for item in page.get("Contents", []):
+                self.s3.delete_object(Bucket=self.bucket, Key=item["Key"])
+
+    # --- the clients -----------------------------------------------------------------------
+    def boto3(self) -> str:
+        from boto3.s3.transfer import TransferConfig
+
+        config = TransferConfig(
+            multipart_threshold=self.args.part_size,
+            multipart_chunksize=self.args.part_size,
+            max_concurrency=self.args.concurrency,
+            use_threads=True,
+        )
+        self.s3.upload_file(str(self.path), self.bucket, "bench/boto3.bin", Config=config)
+        return self.check("bench/boto3.bin")
+
+    def curl(self) -> str:
+        if not shutil.which("curl"):
+            raise RuntimeError("curl is not installed")
+        url = self.s3.generate_presigned_url(
+            "put_object", Params={"Bucket": self.bucket, "Key": "bench/curl.bin"}, ExpiresIn=3600
+        )
+        result = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                "Expect:",
+                "-T",
+                str(self.path),
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
+            check=False,
+        )
+        if result.stdout != "200":
+            raise RuntimeError(f"curl: HTTP {result.stdout} {result.stderr[:200]}")
+        return self.check("bench/curl.bin")
+
+    def cli(self) -> str:
+        command = [
+            str(Path(sys.executable).parent / "partwise"),
+            "upload",
+            str(self.path),
+            "--server",
+            self.stack.django.url,
+            "--token",
+            self.stack.token,
+            "--concurrency",
+            str(self.args.concurrency),
+            "--part-size",
+            str(self.args.part_size),
+            "--no-resume",
+            "--quiet",
+        ]
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"partwise exited {result.returncode}: {result.stderr[-300:]}")
+        return self.check_uploads()
+
+    def browser(self) -> str:
+        page = self.page()
+        outcome = page.evaluate(
+            "options => window.runPartwise(options)",
+            {
+                "token": self.stack.token,
+                "concurrency": self.args.concurrency,
+                "partSize": self.args.part_size,
+                **({"signBatchSize": self.args.sign_batch} if self.args.sign_batch else {}),
+            },
+        )
+        page.close()
+        if outcome["status"] != "completed":
+            raise RuntimeError(f"browser upload ended {outcome['status']}")
+        return self.check_uploads()
+
+    def uppy(self) -> str:
+        page = self.page()
+        page.wait_for_function("window.uppyReady === true", timeout=30_000)
+        outcome = page.evaluate(
+            "partSize => window.uploadWithUppy(document.getElementById('file').files[0], partSize)",
+            self.args.part_size,
+        )
+        page.close()
+        if outcome["failed"] or outcome["successful"] != 1:
+            raise RuntimeError(f"uppy: {outcome}")
+        return self.check_uploads()
+
+    # --- checks ------------------------------------------------------------------------------
+    def check(self, key: str) -> str:
+        stored = self.s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+        if stored != self.size:
+            raise RuntimeError(f"{key} holds {stored} bytes, not {self.size}")
+        return ""
+
+    def check_uploads(self) -> str:
+        keys = [
+            item["Key"]
+            for page in self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix="uploads/"
+            )
+            for item in page.get("Contents", [])
+        ]
+        if len(keys) != 1:
+            raise RuntimeError(f"expected one completed object, found {keys}")
+        return self.check(keys[0])
+
+    # --- Chromium ----------------------------------------------------------------------------
+    def page(self):
+        if self._browser is None:
+            from playwright.sync_api import sync_playwright
+
+            self._playwright = sync_playwright().start()
+            self._browser = self._playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            )
+            self._context = self._browser.new_context()
+            origin = self.stack.django.url
+            self._context.add_cookies(
+                [
+                    {
+                        "name": "sessionid",
+                        "value": self.stack.django.users["alice"].session,
+                        "url": origin,
+                    }
+                ]
+            )
+            client_js = (ROOT / "frontend" / "client.js").read_text()
+            uppy_js = self.uppy_bundle()
+            routes = {
+                f"{origin}/bench/": ("text/html", HARNESS),
+                f"{origin}/bench/client.js": ("text/javascript", client_js),
+                f"{origin}/bench/uppy.js": ("text/javascript", uppy_js),
+            }
+
+            def serve(route) -> None:
+                kind, body = routes[route.request.url.split("?")[0]]
+                route.fulfill(status=200, content_type=kind, body=body)
+
+            self._context.route(f"{origin}/bench/**", serve)
+        page = self._context.new_page()
+        page.on("pageerror", lambda error: print(f"  page error: {error}"))
+        page.on("requestfailed", lambda r: print("failed:", r.method, r.url[:80], r.failure))
+        page.on("console", lambda m: print("console:", m.text[:300]))
+        page.goto(f"{self.stack.django.url}/bench/")
+        page.wait_for_function("window.partwiseReady === true", timeout=30_000)
+        page.set_input_files("#file", str(self.path))
+        return page
+
+    def uppy_bundle(self) -> str:
+        esbuild = UPPY_MODULES / ".bin" / "esbuild"
+        if not esbuild.exists():
+            return "window.uppyMissing = true;"
+        out = self.stack.tmp / "uppy.js"
+        subprocess.run(
+            [
+                str(esbuild),
+                str(Path(__file__).with_name("uppy_entry.js")),
+                "--bundle",
+                "--format=esm",
+                "--target=es2022",
+                f"--outfile={out}",
+                "--log-level=warning",
+            ],
+            env={**os.environ, "NODE_PATH": str(UPPY_MODULES)},
+            check=True,
+            timeout=120,
+        )
+        return out.read_text()
+
+    def close(self) -> None:
+        if self._browser is not None:
+            self._browser.close()
+            self._playwright.stop()
+
+
+def report(bench: Bench) -> None:
+    size = bench.size
+    baseline = next((r["seconds"] for r in bench.results if r["client"] == "boto3"), None)
+    print(
+        f"\n{size / MiB:.0f} MiB file, part size {bench.args.part_size // MiB} MiB, "
+        f"concurrency {bench.args.concurrency}"
+    )
+    print(
+        f"{'client':8} {'seconds':>8} {'MB/s':>7} {'x boto3':>8} {'Django req':>10} "
+        f"{'req/GiB':>8} {'besides reports/GiB':>19} {'Django RSS':>10}  note"
+    )
+    for result in bench.results:
+        routes: Counter[str] = result["routes"]
+        total = sum(routes.values())
+        reports = sum(n for route, n in routes.items() if route.endswith("/parts/"))
+        per_gib = GiB / size
+        ratio = f"{baseline / result['seconds']:.2f}" if baseline else "-"
+        print(
+            f"{result['client']:8} {result['seconds']:>8.1f} {size / 1e6 / result['seconds']:>7.0f} "
+            f"{ratio:>8} {total:>10} {total * per_gib:>8.0f} {(total - reports) * per_gib:>19.1f} "
+            f"{result['rss'] / MiB:>8.0f}MiB  {result['note']}"
+        )
+    print("\nDjango requests by route:")
+    for result in bench.results:
+        if result["routes"]:
+            routes = ", ".join(f"{route} x{n}" for route, n in sorted(result["routes"].items()))
+            print(f"  {result['client']:8} {routes}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=size_arg, default=GiB, help="file size, e.g. 1G, 256M")
+    parser.add_argument("--part-size", type=size_arg, default=8 * MiB)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--clients", default="boto3,curl,cli,browser,uppy")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds over all clients")
+    parser.add_argument("--sign-batch", type=int, default=0, help="browser signBatchSize")
+    parser.add_argument("--workdir", type=Path, default=None, help="where the file goes")
+    args = parser.parse_args()
+    clients = args.clients.split(",")
+    print(f"machine: {machine()}")
+    with Stack(workers=2, threads=4) as stack:
+        workdir = args.workdir or stack.tmp
+        path = write_random_file(workdir / "bench.bin", args.size)
+        bench = Bench(stack, path, args)
+        available = {
+            "boto3": bench.boto3,
+            "curl": bench.curl,
+            "cli": bench.cli,
+            "browser": bench.browser,
+            "uppy": bench.uppy,
+        }
+        try:
+            for _ in range(args.repeat):
+                for name in clients:
+                    if name in ("browser", "uppy") and not CHROMIUM.exists():
+                        print(f"skipping {name}: no Chromium at {CHROMIUM}")
+                        continue
+                    bench.run(name, available[name])
+                    last = bench.results[-1]
+                    print(f"  {name}: {last['seconds']:.1f} s {last['note']}", flush=True)
+        finally:
+            bench.close()
+            if args.workdir:
+                path.unlink(missing_ok=True)
+        report(bench)
+    print(f"\nmachine after: {machine()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,332 @@
+"""Faults injected between the clients, Django and S3: each upload ends intact or fails cleanly.
+
+A real Partwise server (`manage.py runserver`, tests/django_server.py) talks to a real
+SeaweedFS; the clients reach both through fault proxies (tests/faultproxy.py):
+
+    client ──▶ api proxy ──▶ Django ──▶ s3 proxy (counts) ──▶ SeaweedFS
+    client ──▶ part proxy (presigned URLs name it: AWS_S3_PUBLIC_ENDPOINT_URL) ──▶ SeaweedFS
+
+Every scenario ends with the object's SHA-256 equal to the file's, or with a clear failure
+and nothing half-done (no multipart upload or part left in S3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+
+from partwise_client import PartwiseApi, Uploader
+from partwise_client.api import Backoff
+from partwise_client.fingerprint import fingerprint
+from tests.django_server import DjangoServer
+from tests.faultproxy import FaultProxy
+from tests.s3server import real_s3, seaweedfs  # noqa: F401  (fixtures)
+from uploads.embedded_s3 import Ports, SeaweedFS
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+MiB = 1024 * 1024
+PART = 5 * MiB  # S3's smallest part: the least data that still makes several parts
+PARTWISE = shutil.which("partwise", path=str(Path(sys.executable).parent)) or "partwise"
+# Patient and quick: retries come fast, and enough of them to outlast a restart.
+PATIENT = Backoff(attempts=12, base=0.1, cap=1.5)
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def part_proxy(seaweedfs) -> Iterator[FaultProxy]:  # noqa: F811
+    """Between the clients and S3: every presigned URL names it."""
+    with FaultProxy(seaweedfs.endpoint, seed=7) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="module")
+def s3_proxy(seaweedfs) -> Iterator[FaultProxy]:  # noqa: F811
+    """Between Django and S3: counts what the server asks of S3."""
+    with FaultProxy(seaweedfs.endpoint) as proxy:
+        yield proxy
+
+
+def make_server(workdir: Path, s3: SeaweedFS, part_proxy: FaultProxy, **env: str) -> DjangoServer:
+    extra = {"AWS_S3_PUBLIC_ENDPOINT_URL": part_proxy.url, "UPLOADS_PART_SIZE": str(PART)}
+    return DjangoServer(workdir, s3, extra_env={**extra, **env}).start()
+
+
+@pytest.fixture(scope="module")
+def server(seaweedfs, part_proxy, s3_proxy, tmp_path_factory) -> Iterator[DjangoServer]:  # noqa: F811
+    server = make_server(
+        tmp_path_factory.mktemp("django"),
+        seaweedfs,
+        part_proxy,
+        AWS_S3_ENDPOINT_URL=s3_proxy.url,
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def api_proxy(server) -> Iterator[FaultProxy]:
+    """Between the clients and Django."""
+    with FaultProxy(server.url, seed=11) as proxy:
+        yield proxy
+
+
+@pytest.fixture(autouse=True)
+def _fresh_proxies(request) -> Iterator[None]:
+    """Each test starts with proxies that only forward and have counted nothing."""
+    proxies = [
+        request.getfixturevalue(name)
+        for name in ("part_proxy", "s3_proxy", "api_proxy")
+        if name in request.fixturenames
+    ]
+    for proxy in proxies:
+        proxy.clear()
+    yield
+    for proxy in proxies:
+        proxy.clear()
+
+
+def s3_client(s3: SeaweedFS) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint,
+        aws_access_key_id=s3.access_key,
+        aws_secret_access_key=s3.secret_key,
+        region_name="us-east-1",
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
+
+
+def write_random(path: Path, size: int) -> Path:
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def sha256_object(s3: SeaweedFS, bucket: str, key: str) -> str:
+    body = s3_client(s3).get_object(Bucket=bucket, Key=key)["Body"]
+    digest = hashlib.sha256()
+    for block in iter(lambda: body.read(MiB), b""):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def multipart_uploads(s3: SeaweedFS, bucket: str, key: str) -> list[str]:
+    """The multipart uploads S3 still holds at `key`."""
+    found = s3_client(s3).list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads", [])
+    return [item["UploadId"] for item in found if item["Key"] == key]
+
+
+def uploader(server_url: str, token: str, **options: Any) -> Uploader:
+    api = PartwiseApi(server_url, token, backoff=PATIENT, timeout=30)
+    return Uploader(api, concurrency=options.pop("concurrency", 2), **options)
+
+
+def assert_intact(server: DjangoServer, upload: dict[str, Any], path: Path) -> None:
+    """Completed, the object's bytes are the file's, and S3 keeps no multipart upload for it."""
+    stored = server.api("GET", f"/api/uploads/{upload['id']}/").json()
+    assert stored["status"] == "completed", stored
+    assert stored["size"] == path.stat().st_size
+    assert sha256_object(server.s3, server.bucket, stored["key"]) == sha256_file(path)
+    assert multipart_uploads(server.s3, server.bucket, stored["key"]) == []
+
+
+def uploads_of_file(server: DjangoServer, path: Path) -> list[dict[str, Any]]:
+    return server.api("GET", f"/api/uploads/?fingerprint={fingerprint(path)}").json()["results"]
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+class Background:
+    """Runs an upload in a thread; join() returns its result or raises its error."""
+
+    def __init__(self, run: Callable[[], Any]) -> None:
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(run,), daemon=True)
+        self.thread.start()
+
+    def _run(self, run: Callable[[], Any]) -> None:
+        try:
+            self.result = run()
+        except BaseException as error:  # handed to the test thread by join()
+            self.error = error
+
+    def join(self, timeout: float = 120) -> Any:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the upload did not finish"
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+# --- S3 faults, through the Python client -------------------------------------------------------
+def test_an_upload_survives_connections_reset_in_the_middle_of_parts(server, part_proxy, tmp_path):
+    path = write_random(tmp_path / "reset.bin", 4 * PART + 123)
+    # Half of the part PUTs lose their connection after 1 MiB of the body went out.
+    part_proxy.add("reset", method="PUT", path="partNumber=", after_bytes=MiB, fraction=0.5)
+
+    transfer = uploader(server.url, server.users["alice"].token).upload(path)
+
+    assert part_proxy.counts["reset"] >= 2, part_proxy.counts
+    assert_intact(server, transfer.upload, path)
+
+
+@pytest.mark.parametrize(
+    ("where", "status"),
+    [("s3", 503), ("s3", 500), ("django", 503), ("django", 500)],
+    ids=["s3-503-slowdown", "s3-500-internal-error", "django-503", "django-500"],
+)
+def test_an_upload_survives_half_the_requests_answered_with_5xx(
+    server, part_proxy, api_proxy, tmp_path, where, status
+):
+    path = write_random(tmp_path / f"{where}-{status}.bin", 3 * PART + 1)
+    proxy = part_proxy if where == "s3" else api_proxy
+    proxy.add("error", status=status, fraction=0.5, name=f"error-{status}")
+
+    transfer = uploader(api_proxy.url, server.users["alice"].token).upload(path)
+
+    assert proxy.counts[f"error-{status}"] >= 2, proxy.counts
+    assert_intact(server, transfer.upload, path)
+
+
+# --- completion faults ------------------------------------------------------------------------
+COMPLETE = r"/complete/$"
+S3_COMPLETE = r"[?&]uploadId="  # POST …?uploadId=: CompleteMultipartUpload (create is ?uploads)
+
+
+def test_a_lost_completion_answer_is_settled_by_the_retry_without_completing_twice(
+    server, api_proxy, s3_proxy, tmp_path
+):
+    path = write_random(tmp_path / "lost-answer.bin", 2 * PART + 7)
+    # Django completes the upload, and its answer is lost on the way back, once.
+    api_proxy.add("drop_response", method="POST", path=COMPLETE, times=1)
+    completes_to_s3 = s3_proxy.add("count", method="POST", path=S3_COMPLETE)
+
+    transfer = uploader(api_proxy.url, server.users["alice"].token).upload(path)
+
+    (lost,) = [event for event in api_proxy.events if event.rule == "drop_response"]
+    assert lost.status == 200, "the first call completed the upload; only its answer was lost"
+    first_answer = json.loads(lost.body)
+    upload = transfer.upload
+    # The retry reached the server and answered the same completed upload.
+    assert api_proxy.seen["POST /api/uploads/*/complete/?"] == 2
+    assert upload["status"] == "completed"
+    same = ("id", "status", "key", "size", "etag", "checksum", "completed_at")
+    assert {k: upload[k] for k in same} == {k: first_answer[k] for k in same}
+    # Exactly one CompleteMultipartUpload reached S3, and one upload exists for the file.
+    assert completes_to_s3.applied == 1
+    assert [u["id"] for u in uploads_of_file(server, path)] == [upload["id"]]
+    assert_intact(server, upload, path)
+
+
+def partwise_cli(server: DjangoServer, api_url: str, *args: str, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PARTWISE_SERVER": api_url, "PARTWISE_TOKEN": server.users["alice"].token}
+    return subprocess.Popen(  # noqa: S603 (our own console script)
+        [PARTWISE, *args, "-q"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 90) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["before-django-heard-it", "while-django-completes", "after-django-completed"],
+)
+def test_a_client_killed_while_completing_is_finished_by_a_new_process_with_one_object(
+    server, api_proxy, s3_proxy, tmp_path, moment
+):
+    path = write_random(tmp_path / f"killed-{moment}.bin", 2 * PART + 99)
+    # Exactly one CompleteMultipartUpload may reach S3, whoever sends it.
+    s3_complete = s3_proxy.add(
+        "stall" if moment == "while-django-completes" else "count",
+        method="POST",
+        path=S3_COMPLETE,
+        after_bytes=-1,
+        seconds=None if moment == "while-django-completes" else 0,
+    )
+    api_proxy.add("count", method="POST", path=COMPLETE, name="answer")
+    if moment == "before-django-heard-it":
+        cut = api_proxy.add("reset", method="POST", path=COMPLETE)
+        reached = lambda: cut.applied  # noqa: E731
+    elif moment == "while-django-completes":
+        reached = lambda: s3_complete.applied  # noqa: E731
+    else:
+        held = api_proxy.add("hold_response", method="POST", path=COMPLETE)
+        reached = lambda: any(e.rule == "hold_response" for e in api_proxy.events)  # noqa: E731
+
+    first = partwise_cli(server, api_proxy.url, "upload", str(path), cwd=tmp_path)
+    try:
+        wait_until(reached, "the CLI is completing")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate()
+    (upload,) = uploads_of_file(server, path)
+    expected = {
+        "before-django-heard-it": "uploading",
+        "while-django-completes": "completing",
+        "after-django-completed": "completed",
+    }[moment]
+    assert upload["status"] == expected
+
+    # A new process finishes the upload (or finds it finished) without sending any part.
+    if moment == "before-django-heard-it":
+        api_proxy.rules.remove(cut)
+    elif moment == "after-django-completed":
+        held.release.set()
+    second = partwise_cli(server, api_proxy.url, "resume", str(path), cwd=tmp_path)
+    if moment == "while-django-completes":
+        # The server answers 409 "being completed" to the new process until S3 answers the
+        # first completion; the client asks again, and then gets the completed upload.
+        wait_until(
+            lambda: any(e.rule == "answer" and e.status == 409 for e in api_proxy.events),
+            "the new process was told the upload is being completed",
+        )
+        s3_complete.release.set()
+    code, out, err = finish(second)
+    assert code == 0, err
+    assert f"uploaded as {upload['id']} " in out
+    assert "0 parts sent" in out
+
+    assert [u["id"] for u in uploads_of_file(server, path)] == [upload["id"]]
+    assert s3_complete.applied == 1
+    assert_intact(server, upload, path)
