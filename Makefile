@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # Reinstall only when pyproject.toml changes (or the venv is new).
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint clean-var
+.PHONY: run test test-postgres install lint clean-var
 
 run: install
 	$(BIN)/python manage.py rundev
@@ -15,12 +15,25 @@ run: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest --timeout=600
+	@$(MAKE) --no-print-directory test-postgres
 	@if [ -f frontend/package.json ]; then \
 		if command -v node >/dev/null 2>&1; then \
 			echo "node --test (frontend/)"; cd frontend && node --test; \
 		else \
 			echo "node is not installed: SKIPPING the frontend tests (apt-get install nodejs)"; \
 		fi; \
+	fi
+
+# The suite again on PostgreSQL (races and load run only there), when one is given:
+# PARTWISE_TEST_DATABASE_URL=postgres://user:password@127.0.0.1:5432/partwise (a role that may
+# create databases) and, for the Celery test's Redis broker, PARTWISE_TEST_REDIS_URL. CI sets both.
+test-postgres: install
+	@if [ -n "$$PARTWISE_TEST_DATABASE_URL" ]; then \
+		echo "pytest again on PostgreSQL (PARTWISE_TEST_DATABASE_URL)"; \
+		DATABASE_URL="$$PARTWISE_TEST_DATABASE_URL" $(BIN)/pytest --timeout=600; \
+	else \
+		echo "PARTWISE_TEST_DATABASE_URL is not set: SKIPPING the PostgreSQL pass" \
+			"(races and load tests need it; CI sets it, see README)"; \
 	fi
 
 install: $(STAMP)

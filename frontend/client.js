@@ -264,6 +264,22 @@ function api(options, signal, method, path, body, onRetry) {
   return withRetries(options, signal, () => apiCall(options, method, url, body, signal), onRetry);
 }
 
+/** POST …/complete/, asking again while another call is completing the upload. */
+function completeUpload(options, signal, id, onRetry) {
+  const url = `${options.endpoint}${id}/complete/`;
+  const attempt = async () => {
+    try {
+      return await apiCall(options, "POST", url, undefined, signal);
+    } catch (error) {
+      // 409 "completing": another call is completing it, often our own whose answer was lost;
+      // the server asks to try again shortly, and then answers the completed upload.
+      if (error?.status === 409 && error.response?.status === "completing") error.retryable = true;
+      throw error;
+    }
+  };
+  return withRetries(options, signal, attempt, onRetry);
+}
+
 // --- the API outside an upload ---------------------------------------------------------------
 /** One page of the caller's uploads: { uploads, next } (next: the cursor URL or null). */
 export async function listUploads(query = {}, options = {}) {
@@ -541,7 +557,7 @@ export class UploadHandle {
         this._setState("completing");
         try {
           const completed = camelize(
-            await api(this.options, signal, "POST", `${this.upload.id}/complete/`, undefined, (retry) =>
+            await completeUpload(this.options, signal, this.upload.id, (retry) =>
               this._emit("retry", { ...retry, number: null }),
             ),
           );

@@ -160,6 +160,7 @@ class FakePartwise {
       if (fault.method === method && fault.path.test(path) && fault.answers.length) {
         const answer = fault.answers.shift();
         if (answer === "network") throw new TypeError("fetch failed");
+        if (typeof answer === "object") return json(answer.status, answer.body);
         return json(answer, { code: `fault_${answer}`, detail: `Fault ${answer}.` });
       }
     }
@@ -455,6 +456,29 @@ describe("retry policy", () => {
       assert.deepEqual(retries.map((retry) => [retry.number, retry.attempt]), [[1, 1], [1, 2]]);
     });
   }
+
+  test("asks again when the server is still completing the upload (409 completing)", async () => {
+    const server = new FakePartwise();
+    const completing = { code: "upload_conflict", detail: "The upload is being completed; ask again shortly.", status: "completing" };
+    // The first answer is lost; the retry finds our own completion still running, twice.
+    server.apiFaults.push({
+      method: "POST",
+      path: /\/complete\/$/,
+      answers: ["network", { status: 409, body: completing }, { status: 409, body: completing }],
+    });
+    const completed = await upload(makeFile(40), server.options({ retryDelays: [10, 20, 40, 80] })).promise;
+    assert.equal(completed.status, "completed");
+    assert.equal(server.sleeps.length, 3);
+  });
+
+  test("does not ask again after any other 409 of the completion", async () => {
+    const server = new FakePartwise();
+    const conflict = { code: "upload_conflict", detail: "The upload is aborted.", status: "aborted" };
+    server.apiFaults.push({ method: "POST", path: /\/complete\/$/, answers: [{ status: 409, body: conflict }] });
+    const handle = upload(makeFile(40), server.options());
+    await assert.rejects(handle.promise, (error) => error.code === "upload_conflict" && error.status === 409);
+    assert.deepEqual(server.sleeps, []);
+  });
 
   const final = [
     ["400 BadDigest", { status: 400, etag: null, body: "<Error><Code>BadDigest</Code></Error>" }, "checksum_mismatch"],

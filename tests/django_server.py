@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from tests.pg import server_database_url
 from uploads.embedded_s3 import SeaweedFS, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,6 +128,8 @@ class DjangoServer:
     def start(self) -> DjangoServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not self.database_url:
+            from tests.pg import server_database_url  # pytest's Django settings decide
+
             self.database_url = server_database_url(self.workdir)
         self.manage("migrate", "--no-input")
         argv = f"import sys; sys.argv[1:] = [{self.url!r}, {PASSWORD!r}]\n"

@@ -363,7 +363,6 @@ def sign_parts(upload: Upload, *, parts: Sequence[PartToSign], by: Any) -> list[
     conf = upload_settings()
     now = timezone.now()
 
-    _touch(upload)
     if checksums:
         # A part already uploaded keeps the checksum S3 verified: re-signing it with another
         # one would make the stored checksum lie about the bytes in S3.
@@ -380,6 +379,9 @@ def sign_parts(upload: Upload, *, parts: Sequence[PartToSign], by: Any) -> list[
             raise PartConflict(
                 "These parts are already uploaded with another checksum.", parts=clashing
             )
+    # Only a call that will sign counts as activity (a refused one changes nothing).
+    _touch(upload)
+    if checksums:
         upsert_parts(
             upload,
             [

@@ -1,10 +1,12 @@
-"""A real Celery worker process, on the embedded filesystem broker, against SeaweedFS.
+"""A real Celery worker process, on the embedded filesystem broker and on Redis, against SeaweedFS.
 
 The worker is a separate `celery worker` process started with environment variables only, as
-in production: it reaches the test's SeaweedFS bucket, its own broker folder in a temp dir, and
-a SQLite file that this process uses too (pytest-django's test database lives in memory, which
-another process cannot open). This process plays the web server and beat: it starts, uploads
-and completes files through the services and sends the periodic tasks by name.
+in production: it reaches the test's SeaweedFS bucket, its broker (its own folder in a temp dir,
+or the Redis server of PARTWISE_TEST_REDIS_URL, which CI starts; without it that variant skips),
+and a database this process uses too: a SQLite file (pytest-django's SQLite test database lives
+in memory, which another process cannot open), or in the PostgreSQL pass the test database
+itself, with every transaction committed. This process plays the web server and beat: it
+starts, uploads and completes files through the services and sends the periodic tasks by name.
 """
 
 import json
@@ -28,11 +30,15 @@ from django.utils import timezone
 
 from project.celery import app as celery_app
 from project.embedded import BASE_DIR
+from tests import pg
 from tests.webhook_receiver import WebhookReceiver, running_receiver
 from uploads import services, webhooks
 from uploads.models import Upload
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+if pg.on_postgresql():
+    # The worker reads what this process wrote: every transaction must really commit.
+    pytestmark.append(pytest.mark.django_db(transaction=True))
 Status = Upload.Status
 WORKER_START_TIMEOUT = 90.0
 TASK_TIMEOUT = 60.0
@@ -42,15 +48,19 @@ SECRET = "whsec-integration"
 
 # --- the shared database, the worker -------------------------------------------------------
 @pytest.fixture
-def shared_database(tmp_path, django_db_blocker) -> Iterator[Path]:
-    """Point this process's default connection at a migrated SQLite file, for its duration.
+def shared_database(tmp_path, django_db_blocker) -> Iterator[str]:
+    """The URL of a database this process and the worker share, for the test's duration.
 
-    The in-memory test database stays open (its connection is put aside and restored), so the
-    tests that run after this one find it as it was.
+    SQLite: this process's default connection is pointed at a migrated file; the in-memory test
+    database stays open (its connection is put aside and restored), so the tests that run after
+    this one find it as it was. PostgreSQL: the test database, every transaction committed.
     """
     connection = connections["default"]
+    if connection.vendor == "postgresql":
+        yield pg.database_url()  # the django_db(transaction=True) mark above commits
+        return
     if connection.vendor != "sqlite":
-        pytest.skip("the worker test shares a SQLite file between processes")
+        pytest.skip("the worker test shares a SQLite file or a PostgreSQL database")
     path = tmp_path / "shared.sqlite3"
     with django_db_blocker.unblock():
         saved = connection.settings_dict["NAME"], connection.connection
@@ -58,7 +68,7 @@ def shared_database(tmp_path, django_db_blocker) -> Iterator[Path]:
         connection.settings_dict["NAME"] = str(path)
         try:
             call_command("migrate", interactive=False, verbosity=0)
-            yield path
+            yield f"sqlite:///{path}"
         finally:
             connection.close()
             connection.settings_dict["NAME"], connection.connection = saved
@@ -99,34 +109,44 @@ class Worker:
         raise AssertionError(f"task {task_id} did not finish:\n{self.text()[-3000:]}")
 
 
-@pytest.fixture
-def start_worker(tmp_path, seaweedfs, real_s3, shared_database) -> Iterator[Callable[..., Worker]]:
+@pytest.fixture(params=["filesystem", pytest.param("redis", marks=pg.requires_redis)])
+def start_worker(
+    request, tmp_path, seaweedfs, real_s3, shared_database
+) -> Iterator[Callable[..., Worker]]:
     """Start a worker (with extra environment variables) and point this process's Celery app
-    at the same broker folder; both are undone at the end."""
+    at the same broker (a folder, or Redis); both are undone at the end."""
     broker = tmp_path / "broker"
-    for folder in ("queue", "processed"):
+    for folder in ("queue", "processed", "control"):
         (broker / folder).mkdir(parents=True)
     options = {
         "data_folder_in": str(broker / "queue"),
         "data_folder_out": str(broker / "queue"),
         "processed_folder": str(broker / "processed"),
+        "control_folder": str(broker / "control"),
         "store_processed": False,
     }
-    use_broker("filesystem://", options)
+    broker_url = "filesystem://"
+    if request.param == "redis":
+        import redis
+
+        broker_url, options = pg.redis_url(), {}
+        # Tasks left by an earlier run would reach this test's worker: start empty.
+        redis.Redis.from_url(broker_url).flushdb()
+    use_broker(broker_url, options)
     workers: list[Worker] = []
 
     def start(**extra_env: str) -> Worker:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "project.settings",
-            "DATABASE_URL": f"sqlite:///{shared_database}",
+            "DATABASE_URL": shared_database,
             "AWS_S3_ENDPOINT_URL": seaweedfs.endpoint,
             "AWS_S3_PUBLIC_ENDPOINT_URL": seaweedfs.endpoint,
             "AWS_ACCESS_KEY_ID": seaweedfs.access_key,
             "AWS_SECRET_ACCESS_KEY": seaweedfs.secret_key,
             "AWS_S3_REGION_NAME": "us-east-1",
             "UPLOADS_BUCKET": real_s3.bucket,
-            "CELERY_BROKER_URL": "filesystem://",
+            "CELERY_BROKER_URL": broker_url,
             "CELERY_FILESYSTEM_FOLDER": str(broker),
             **extra_env,
         }

@@ -7,7 +7,8 @@ SeaweedFS; the clients reach both through fault proxies (tests/faultproxy.py):
     client ──▶ part proxy (presigned URLs name it: AWS_S3_PUBLIC_ENDPOINT_URL) ──▶ SeaweedFS
 
 Every scenario ends with the object's SHA-256 equal to the file's, or with a clear failure
-and nothing half-done (no multipart upload or part left in S3).
+and nothing half-done (no multipart upload or part left in S3). The browser client's scenario is
+tests/e2e/test_faults_in_browser.py (it shares the e2e tier's Chromium).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
@@ -36,15 +38,18 @@ from partwise_client.fingerprint import fingerprint
 from tests.django_server import DjangoServer
 from tests.faultproxy import FaultProxy
 from tests.s3server import real_s3, seaweedfs  # noqa: F401  (fixtures)
+from uploads import services
 from uploads.embedded_s3 import Ports, SeaweedFS
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = pytest.mark.timeout(180)
+integration = pytest.mark.integration
 
 MiB = 1024 * 1024
 PART = 5 * MiB  # S3's smallest part: the least data that still makes several parts
 PARTWISE = shutil.which("partwise", path=str(Path(sys.executable).parent)) or "partwise"
-# Patient and quick: retries come fast, and enough of them to outlast a restart.
-PATIENT = Backoff(attempts=12, base=0.1, cap=1.5)
+# Patient and quick: retries come fast (at most 1 s apart), and enough of them (~18 s on average)
+# to outlast a restart of Django or SeaweedFS.
+PATIENT = Backoff(attempts=40, base=0.1, cap=1.0)
 
 
 # --- fixtures ---------------------------------------------------------------------------------
@@ -192,6 +197,7 @@ class Background:
 
 
 # --- S3 faults, through the Python client -------------------------------------------------------
+@integration
 def test_an_upload_survives_connections_reset_in_the_middle_of_parts(server, part_proxy, tmp_path):
     path = write_random(tmp_path / "reset.bin", 4 * PART + 123)
     # Half of the part PUTs lose their connection after 1 MiB of the body went out.
@@ -203,6 +209,7 @@ def test_an_upload_survives_connections_reset_in_the_middle_of_parts(server, par
     assert_intact(server, transfer.upload, path)
 
 
+@integration
 @pytest.mark.parametrize(
     ("where", "status"),
     [("s3", 503), ("s3", 500), ("django", 503), ("django", 500)],
@@ -226,6 +233,7 @@ COMPLETE = r"/complete/$"
 S3_COMPLETE = r"[?&]uploadId="  # POST …?uploadId=: CompleteMultipartUpload (create is ?uploads)
 
 
+@integration
 def test_a_lost_completion_answer_is_settled_by_the_retry_without_completing_twice(
     server, api_proxy, s3_proxy, tmp_path
 ):
@@ -253,7 +261,7 @@ def test_a_lost_completion_answer_is_settled_by_the_retry_without_completing_twi
 
 def partwise_cli(server: DjangoServer, api_url: str, *args: str, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "PARTWISE_SERVER": api_url, "PARTWISE_TOKEN": server.users["alice"].token}
-    return subprocess.Popen(  # noqa: S603 (our own console script)
+    return subprocess.Popen(
         [PARTWISE, *args, "-q"],
         cwd=cwd,
         env=env,
@@ -268,6 +276,7 @@ def finish(process: subprocess.Popen, timeout: float = 90) -> tuple[int, str, st
     return process.returncode, out, err
 
 
+@integration
 @pytest.mark.parametrize(
     "moment",
     ["before-django-heard-it", "while-django-completes", "after-django-completed"],
@@ -330,3 +339,155 @@ def test_a_client_killed_while_completing_is_finished_by_a_new_process_with_one_
     assert [u["id"] for u in uploads_of_file(server, path)] == [upload["id"]]
     assert s3_complete.applied == 1
     assert_intact(server, upload, path)
+
+
+# --- slow parts and expiring URLs -------------------------------------------------------------
+@integration
+def test_a_part_held_past_its_url_expiry_is_signed_again_and_sent(
+    seaweedfs,  # noqa: F811
+    part_proxy,
+    tmp_path,
+):
+    server = make_server(tmp_path / "django", seaweedfs, part_proxy, UPLOADS_URL_EXPIRY="2")
+    try:
+        path = write_random(tmp_path / "slow.bin", 3 * PART + 5)
+        # Part 2's first PUT is held 3 s before S3 sees it: its 2-second URL has expired.
+        part_proxy.add(
+            "stall", method="PUT", path="partNumber=2&", after_bytes=-1, seconds=3, times=1
+        )
+
+        transfer = uploader(server.url, server.users["alice"].token).upload(path)
+
+        (held,) = [event for event in part_proxy.events if event.rule == "stall"]
+        assert held.status == 403, "S3 refused the expired URL"
+        assert part_proxy.seen["PUT /pw-*/uploads/*/slow.bin?partNumber=2"] == 2
+        assert_intact(server, transfer.upload, path)
+    finally:
+        server.stop()
+
+
+# --- servers restarted in the middle of an upload ------------------------------------------
+@integration
+def test_an_upload_carries_on_when_django_restarts_in_the_middle(server, api_proxy, tmp_path):
+    path = write_random(tmp_path / "django-restart.bin", 4 * PART)
+    client = uploader(api_proxy.url, server.users["alice"].token, limit_rate=6 * MiB)
+    running = Background(lambda: client.upload(path))
+    wait_until(
+        lambda: any(u["parts_uploaded"] for u in uploads_of_file(server, path)),
+        "a part is recorded",
+    )
+    server.stop()
+    # The client keeps sending parts to S3; its calls to Django fail until Django is back.
+    wait_until(lambda: api_proxy.counts["unreachable"] >= 1, "the client hit the stopped server")
+    server.launch()  # same port, same database
+
+    transfer = running.join()
+    assert_intact(server, transfer.upload, path)
+    assert len(uploads_of_file(server, path)) == 1
+
+
+@integration
+def test_an_upload_completes_when_seaweedfs_restarts_in_the_middle(tmp_path):
+    s3 = SeaweedFS(
+        data_dir=tmp_path / "seaweedfs",
+        access_key="test" + os.urandom(6).hex(),
+        secret_key=os.urandom(18).hex(),
+        ports=Ports.free(),
+    ).start()
+    try:
+        with FaultProxy(s3.endpoint) as proxy:
+            server = make_server(tmp_path / "django", s3, proxy)
+            try:
+                path = write_random(tmp_path / "s3-restart.bin", 4 * PART)
+                client = uploader(server.url, server.users["alice"].token, limit_rate=6 * MiB)
+                running = Background(lambda: client.upload(path))
+                wait_until(
+                    lambda: any(u["parts_uploaded"] for u in uploads_of_file(server, path)),
+                    "a part is recorded",
+                )
+                s3.stop()
+                wait_until(lambda: proxy.counts["unreachable"] >= 1, "a part PUT found S3 down")
+                s3.start()  # same ports, same data dir
+
+                transfer = running.join()
+                assert_intact(server, transfer.upload, path)
+            finally:
+                server.stop()
+    finally:
+        s3.stop()
+
+
+# --- abort while parts are in flight ------------------------------------------------------------
+@integration
+def test_abort_while_parts_are_in_flight_leaves_no_part_in_s3(server, part_proxy):
+    upload = server.api("POST", "/api/uploads/", json={"filename": "a.bin", "size": 4 * PART})
+    upload = upload.json()
+    signed = server.api(
+        "POST",
+        f"/api/uploads/{upload['id']}/sign/",
+        json={"parts": [{"number": n} for n in (1, 2, 3, 4)]},
+    ).json()["parts"]
+    data = os.urandom(PART)
+    first = requests.put(signed[0]["url"], data=data, timeout=30)
+    assert first.status_code == 200
+    # Parts 2-4 are half-way through their bodies when the upload is aborted.
+    held = part_proxy.add("stall", method="PUT", path="partNumber=[234]&", after_bytes=2 * MiB)
+    answers: dict[int, requests.Response] = {}
+
+    def put(part: dict[str, Any]) -> None:
+        answers[part["number"]] = requests.put(part["url"], data=data, timeout=60)
+
+    senders = [threading.Thread(target=put, args=(part,)) for part in signed[1:]]
+    for sender in senders:
+        sender.start()
+    wait_until(lambda: held.applied == 3, "three parts are in flight")
+
+    aborted = server.api("DELETE", f"/api/uploads/{upload['id']}/")
+    assert (aborted.status_code, aborted.json()["status"]) == (200, "aborted")
+    held.release.set()
+    for sender in senders:
+        sender.join(60)
+
+    # S3 refuses the parts that arrive after the abort, and the server refuses their report.
+    assert {n: r.status_code for n, r in answers.items()} == {2: 404, 3: 404, 4: 404}
+    assert all("NoSuchUpload" in r.text for r in answers.values())
+    late = server.api(
+        "POST",
+        f"/api/uploads/{upload['id']}/parts/",
+        json={"parts": [{"number": 1, "etag": first.headers["ETag"]}]},
+    )
+    assert (late.status_code, late.json()["code"]) == (409, "upload_conflict")
+    # Nothing is left in S3: no multipart upload at the key, and ListParts finds nothing.
+    assert multipart_uploads(server.s3, server.bucket, upload["key"]) == []
+    s3 = s3_client(server.s3)
+    s3_upload_id = parse_qs(urlsplit(signed[0]["url"]).query)["uploadId"][0]
+    with pytest.raises(s3.exceptions.NoSuchUpload):
+        s3.list_parts(Bucket=server.bucket, Key=upload["key"], UploadId=s3_upload_id)
+    assert server.api("GET", f"/api/uploads/{upload['id']}/").json()["status"] == "aborted"
+
+
+@integration
+def test_an_abort_is_repeated_while_s3_still_lists_a_part(
+    real_s3,  # noqa: F811
+    django_user_model,
+    monkeypatch,
+):
+    owner = django_user_model.objects.create_user("abby")
+    upload, _ = services.start_upload(owner=owner, filename="a.bin", size=PART)
+    (part,) = services.sign_parts(upload, parts=[services.PartToSign(1)], by=owner)
+    assert requests.put(part.url, data=os.urandom(PART), timeout=30).status_code == 200
+    aborts: list[str] = []
+    abort = real_s3.abort_multipart_upload
+
+    def abort_then_a_part_lands(key: str, upload_id: str) -> bool:
+        aborts.append(upload_id)
+        if len(aborts) == 1:
+            return True  # S3 said yes, and a part in flight landed just after (as AWS allows)
+        return abort(key, upload_id)
+
+    monkeypatch.setattr(real_s3, "abort_multipart_upload", abort_then_a_part_lands)
+
+    services.abort_upload(upload, by=owner)
+
+    assert aborts == [upload.s3_upload_id] * 2, "the part still listed made the server abort again"
+    assert real_s3.list_multipart_uploads(upload.key) == []
