@@ -3,8 +3,8 @@
 The server runs as in production: gunicorn (gthread workers), DEBUG off, a PostgreSQL database
 of its own. Each client is a thread with its own user and token and does what an app does:
 create, sign every part in one call, PUT the parts to S3, report them, complete. Files are
-small (most one part of up to 64 KiB, some empty, one per client of two parts over 5 MiB) so
-the run measures the server, not the disk. Afterwards every object is read back from S3 and
+small (most one part of up to 64 KiB, some empty, one in two hundred of two parts over 5 MiB)
+so the run measures the server, not the disk. Afterwards every object is read back from S3 and
 its SHA-256 compared with the file's; each user must see exactly their own 20 uploads.
 
 It prints the latency per endpoint (p50/p95/p99/max, as the clients saw it and as gunicorn's
@@ -115,7 +115,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def file_for(client: int, number: int) -> bytes:
     rng = random.Random(client * 1000 + number)
-    if number == 0:
+    if number == 0 and client % 10 == 0:
         size = 5 * MiB + rng.randint(1, 64 * 1024)  # two parts
     elif number % 7 == 3:
         size = 0  # one empty part
