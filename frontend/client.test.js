@@ -46,8 +46,11 @@ function deferred() {
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
-async function until(predicate, what = "condition") {
-  for (let i = 0; i < 2000; i++) {
+// Waits by wall-clock time, not by a count of turns: WebCrypto digests run on libuv's thread
+// pool, so on a loaded machine they can take many more event-loop turns than usual.
+async function until(predicate, what = "condition", timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
     if (predicate()) return;
     await tick();
   }

@@ -206,7 +206,12 @@ def test_list_abort_and_the_exit_codes(server, tmp_path):
     assert completed.returncode == 1
     assert "upload_conflict" in completed.stderr
 
-    nothing = partwise(server, "resume", str(empty), cwd=tmp_path)
+    # A finished upload is reported, not sent again; a file never uploaded has nothing to resume.
+    finished = partwise(server, "resume", str(empty), cwd=tmp_path)
+    assert (finished.returncode, f"uploaded as {upload_id}" in finished.stdout) == (0, True)
+    never = tmp_path / "never.txt"
+    never.write_bytes(b"never sent")
+    nothing = partwise(server, "resume", str(never), cwd=tmp_path)
     assert nothing.returncode == 4
     bad_token = partwise(
         server, "list", cwd=tmp_path, env={**cli_env(server), "PARTWISE_TOKEN": "pw_nope"}
