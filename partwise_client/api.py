@@ -20,6 +20,7 @@ from requests.adapters import HTTPAdapter
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "partwise-client/0.1"
+BEST_EFFORT_TIMEOUT = 5.0  # seconds a last call on the way out (Ctrl+C) may take
 
 
 class PartwiseError(Exception):
@@ -115,26 +116,31 @@ class PartwiseApi:
             self.headers["Authorization"] = f"Token {token}"
 
     # --- plumbing ------------------------------------------------------------------------
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """One API call, retried on network errors, 5xx and 429; the decoded JSON answer."""
+    def request(self, method: str, path: str, *, best_effort: bool = False, **kwargs: Any) -> Any:
+        """One API call, retried on network errors, 5xx and 429; the decoded JSON answer.
+
+        best_effort: one short attempt even after a stop (Ctrl+C), for a last word on the way out.
+        """
         url = f"{self.server}/api/{path.lstrip('/')}"
+        attempts = 1 if best_effort else self.backoff.attempts
+        timeout = min(self.timeout, BEST_EFFORT_TIMEOUT) if best_effort else self.timeout
         attempt = 0
         while True:
-            if self.stop.is_set():
+            if self.stop.is_set() and not best_effort:
                 raise KeyboardInterrupt
             try:
                 response = self.session.request(
-                    method, url, headers=self.headers, timeout=self.timeout, **kwargs
+                    method, url, headers=self.headers, timeout=timeout, **kwargs
                 )
             except (requests.ConnectionError, requests.Timeout) as error:
-                if attempt + 1 >= self.backoff.attempts:
+                if attempt + 1 >= attempts:
                     raise PartwiseError(
                         f"Could not reach {self.server}: {error}", code="unreachable"
                     ) from error
                 self.sleep(self.backoff.delay(attempt))
                 attempt += 1
                 continue
-            if response.status_code in RETRY_STATUSES and attempt + 1 < self.backoff.attempts:
+            if response.status_code in RETRY_STATUSES and attempt + 1 < attempts:
                 self.sleep(self.backoff.delay(attempt, response.headers.get("Retry-After")))
                 attempt += 1
                 continue
@@ -170,8 +176,15 @@ class PartwiseApi:
             "parts"
         ]
 
-    def report_parts(self, upload_id: str, parts: Iterable[dict[str, Any]]) -> dict[str, Any]:
-        return self.request("POST", f"uploads/{upload_id}/parts/", json={"parts": list(parts)})
+    def report_parts(
+        self, upload_id: str, parts: Iterable[dict[str, Any]], *, best_effort: bool = False
+    ) -> dict[str, Any]:
+        return self.request(
+            "POST",
+            f"uploads/{upload_id}/parts/",
+            json={"parts": list(parts)},
+            best_effort=best_effort,
+        )
 
     def complete_upload(self, upload_id: str) -> dict[str, Any]:
         """Complete the upload; repeating it answers the same completed upload.

@@ -8,17 +8,18 @@ Memory is bounded by concurrency x part size: each worker reads, hashes and send
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
-import io
 import mimetypes
 import os
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,14 @@ from .fingerprint import fingerprint
 
 ProgressCallback = Callable[[int, int], None]  # (bytes_done, bytes_total), like oss2's
 RESUMABLE = "uploading"
+READ_BLOCK = 1024 * 1024  # bytes read from the file at a time, to hash or to send
+SIGN_BATCH = 64  # parts signed per call by default
+MAX_SIGN_BATCH = 1000  # the API's limit per sign call
+SIGN_WAIT = 0.2  # seconds a sign call waits for the hasher to fill its batch
+EXPIRY_MARGIN = 60.0  # seconds before expires_at a URL is no longer handed out
+REPORT_BATCH = 32  # finished parts reported per call
+MAX_REPORT_BATCH = 1000
+REPORT_INTERVAL = 2.0  # seconds a finished part waits at most before it is reported
 
 
 class NothingToResume(PartwiseError):
@@ -105,33 +114,264 @@ class _RateLimit:
             time.sleep(delay)
 
 
-class _PartBody(io.BytesIO):
-    """A part's bytes as a request body that reports progress and stops on request.
+class _PartBody:
+    """A part read from the file block by block as a request body; reports progress, stops on
+    request.
 
-    requests sends a file-like body in blocks with the Content-Length it measures, which is
-    what the presigned URL signed.
+    requests sends a file-like body in blocks with the Content-Length it measures (len()),
+    which is what the presigned URL signed; only one block of the part is in memory at a time.
     """
 
     def __init__(
-        self, data: bytes, progress: _Progress, limit: _RateLimit, stop: threading.Event
+        self,
+        path: Path,
+        start: int,
+        length: int,
+        progress: _Progress,
+        limit: _RateLimit,
+        stop: threading.Event,
     ) -> None:
-        super().__init__(data)
+        self.file = path.open("rb")
+        self.file.seek(start)
+        self.length = length
+        self.position = 0
         self.progress, self.limit, self.stop = progress, limit, stop
         self.counted = 0
+
+    def __len__(self) -> int:
+        return self.length - self.position
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(lambda: self.read(READ_BLOCK), b"")
+
+    def tell(self) -> int:
+        return self.position
 
     def read(self, size: int | None = -1) -> bytes:
         if self.stop.is_set():
             raise KeyboardInterrupt
-        chunk = super().read(size)
+        left = self.length - self.position
+        wanted = left if size is None or size < 0 else min(size, left)
+        chunk = self.file.read(wanted)
+        if len(chunk) != wanted:
+            raise FileMismatch(
+                f"{self.file.name} is shorter than the upload says.", code="file_changed"
+            )
         if chunk:
+            self.position += len(chunk)
             self.limit.take(len(chunk))
             self.counted += len(chunk)
             self.progress.add(len(chunk))
         return chunk
 
+    def close(self) -> None:
+        self.file.close()
+
     def uncount(self) -> None:
         self.progress.add(-self.counted)
         self.counted = 0
+
+
+def _part_range(upload: dict[str, Any], number: int) -> tuple[int, int]:
+    start = (number - 1) * upload["part_size"]
+    return start, max(0, min(upload["part_size"], upload["size"] - start))
+
+
+def _hash_part(path: Path, upload: dict[str, Any], number: int, stop: threading.Event) -> str:
+    """A part's checksum, read in blocks: hashing ahead holds no part in memory."""
+    start, length = _part_range(upload, number)
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        file.seek(start)
+        while length:
+            if stop.is_set():
+                raise KeyboardInterrupt
+            block = file.read(min(READ_BLOCK, length))
+            if not block:
+                raise FileMismatch(f"{path} is shorter than the upload says.", code="file_changed")
+            digest.update(block)
+            length -= len(block)
+    return base64.b64encode(digest.digest()).decode()
+
+
+class _Checksums:
+    """Hashes the parts to send, in order, in a thread of its own, ahead of the workers.
+
+    Only checksums are kept (44 bytes a part), so running far ahead costs no memory; it lets
+    one sign call cover many parts.
+    """
+
+    def __init__(
+        self, path: Path, upload: dict[str, Any], numbers: list[int], stop: threading.Event
+    ) -> None:
+        self.path, self.upload, self.numbers = path, upload, numbers
+        self.stop = stop
+        self.done: dict[int, str] = {}
+        self.error: BaseException | None = None
+        self.finished = False
+        self.changed = threading.Condition()
+        self.thread = threading.Thread(target=self._run, name="partwise-hash", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for number in self.numbers:
+                checksum = _hash_part(self.path, self.upload, number, self.stop)
+                with self.changed:
+                    self.done[number] = checksum
+                    self.changed.notify_all()
+        except BaseException as error:  # handed to the worker waiting for this part
+            with self.changed:
+                self.error = error
+        finally:
+            with self.changed:
+                self.finished = True
+                self.changed.notify_all()
+
+    def wait_for(self, number: int, timeout: float | None = None) -> bool:
+        """Wait (at most `timeout`) until `number` is hashed; raise the hasher's error."""
+        with self.changed:
+            ready = self.changed.wait_for(
+                lambda: number in self.done or self.finished or self.stop.is_set(), timeout
+            )
+            if number in self.done:
+                return True
+            if self.error is not None:
+                raise self.error
+            if self.stop.is_set():
+                raise KeyboardInterrupt
+            if ready:
+                raise RuntimeError(f"part {number} was never hashed")
+            return False
+
+    def wake(self) -> None:
+        """Let workers waiting for a checksum see that the run stops."""
+        with self.changed:
+            self.changed.notify_all()
+
+    def join(self) -> None:
+        self.thread.join()
+
+
+class _Signer:
+    """Presigned URLs for the workers, signed many parts per call.
+
+    A worker asking for a part that has no fresh URL signs it together with the next parts
+    whose checksums are ready (up to `batch`), so most workers find their URL already there.
+    A URL close to its expires_at is signed again before use; S3's "Request has expired"
+    (clock skew, a stalled PUT) makes the worker ask again with refresh=True.
+    """
+
+    def __init__(self, api: PartwiseApi, upload_id: str, checksums: _Checksums, batch: int) -> None:
+        self.api, self.upload_id, self.checksums = api, upload_id, checksums
+        self.batch = max(1, min(batch, MAX_SIGN_BATCH))
+        self.order = {number: index for index, number in enumerate(checksums.numbers)}
+        self.signed: dict[int, tuple[dict[str, Any], float]] = {}  # number -> (part, fresh until)
+        self.lock = threading.Lock()
+        self.calls = 0
+
+    def checksum(self, number: int) -> str:
+        self.checksums.wait_for(number)
+        return self.checksums.done[number]
+
+    def url_for(self, number: int, *, refresh: bool = False) -> dict[str, Any]:
+        self.checksums.wait_for(number)
+        with self.lock:
+            if refresh:
+                self.signed.pop(number, None)
+            cached = self.signed.get(number)
+            if cached is not None and time.monotonic() < cached[1]:
+                return self.signed.pop(number)[0]  # each URL is used once; a retry re-signs
+            self._sign_from(number)
+            return self.signed.pop(number)[0]
+
+    def _sign_from(self, number: int) -> None:
+        numbers = self.checksums.numbers
+        wanted = min(self.batch, len(numbers) - self.order[number])
+        # Give the hasher a moment to get `wanted` parts ahead: one call instead of several.
+        last = numbers[self.order[number] + wanted - 1]
+        self.checksums.wait_for(last, timeout=SIGN_WAIT)
+        now = time.monotonic()
+        batch = [number]
+        for following in numbers[self.order[number] + 1 :]:
+            if len(batch) >= self.batch or following not in self.checksums.done:
+                break
+            cached = self.signed.get(following)
+            if cached is None or now >= cached[1]:
+                batch.append(following)
+        parts = [{"number": n, "checksum": self.checksums.done[n]} for n in batch]
+        self.calls += 1
+        signed_at, wall = time.monotonic(), time.time()
+        for part in self.api.sign_parts(self.upload_id, parts):
+            self.signed[part["number"]] = (part, signed_at + _fresh_for(part, wall))
+
+
+def _fresh_for(part: dict[str, Any], wall_now: float) -> float:
+    """Seconds a signed URL can be used without risking expiry in flight.
+
+    Measured against our own clock: when the clocks disagree so much that the URL looks
+    expired already, it is used anyway and S3's answer decides (a 403 re-signs it).
+    """
+    try:
+        expires = datetime.fromisoformat(part["expires_at"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return float("inf")
+    left = expires - wall_now
+    if left <= 0:
+        return float("inf")
+    return left - min(EXPIRY_MARGIN, left / 4)
+
+
+class _Reports:
+    """Finished parts, reported in batches: the first at once, then `batch` at a time or after
+    `interval` seconds.
+
+    flush() reports everything pending; the run flushes before complete, and once more (best
+    effort) on the way out after an error or Ctrl+C. A part never reported is not lost: the
+    server reconciles with S3, but other sessions see progress late.
+    """
+
+    def __init__(self, api: PartwiseApi, upload_id: str, *, batch: int, interval: float) -> None:
+        self.api, self.upload_id = api, upload_id
+        self.batch, self.interval = max(1, batch), interval
+        self.pending: list[dict[str, Any]] = []
+        self.oldest = 0.0
+        self.lock = threading.Lock()
+        self.calls = 0
+
+    def add(self, part: dict[str, Any]) -> None:
+        with self.lock:
+            if not self.pending:
+                self.oldest = time.monotonic()
+            self.pending.append(part)
+
+    def due(self) -> bool:
+        with self.lock:
+            # The first finished part goes at once: other sessions see the upload move.
+            return bool(self.pending) and (
+                not self.calls
+                or len(self.pending) >= self.batch
+                or time.monotonic() - self.oldest >= self.interval
+            )
+
+    def flush(self, *, best_effort: bool = False) -> None:
+        with self.lock:
+            parts, self.pending = self.pending, []
+        if not parts:
+            return
+        try:
+            while parts:
+                chunk = parts[:MAX_REPORT_BATCH]
+                self.calls += 1
+                self.api.report_parts(self.upload_id, chunk, best_effort=best_effort)
+                del parts[: len(chunk)]
+        except BaseException:
+            with self.lock:  # not reported yet: keep them for the next flush
+                self.pending[:0] = parts
+                self.oldest = time.monotonic()
+            raise
 
 
 def _expired(response: requests.Response) -> bool:
@@ -153,6 +393,9 @@ class Uploader:
         backoff: Backoff | None = None,
         proof_parts: int = 1,
         on_event: Callable[[str], None] | None = None,
+        sign_batch: int = SIGN_BATCH,
+        report_batch: int = REPORT_BATCH,
+        report_interval: float = REPORT_INTERVAL,
     ) -> None:
         self.api = api
         self.concurrency = max(1, concurrency)
@@ -163,6 +406,10 @@ class Uploader:
         self.proof_parts = proof_parts
         self.on_event = on_event or (lambda message: None)
         self.stop = api.stop
+        self.sign_batch = sign_batch
+        self.report_batch = report_batch
+        self.report_interval = report_interval
+        self.sign_calls = self.report_calls = 0  # of the last run, for tests and benchmarks
 
     # --- finding an upload to resume -------------------------------------------------------
     def find_resumable(self, path: Path) -> dict[str, Any] | None:
@@ -287,43 +534,70 @@ class Uploader:
         progress: _Progress,
         transfer: Transfer,
     ) -> None:
+        """Send `numbers` with `concurrency` workers; every finished part is reported on return.
+
+        Parts are hashed ahead in one thread and signed in batches; workers stream each part
+        from the file, so file bytes in memory stay under concurrency x READ_BLOCK.
+        """
         if not numbers:
             return
+        checksums = _Checksums(path, upload, numbers, self.stop)
+        signer = _Signer(self.api, upload["id"], checksums, self.sign_batch)
+        reports = _Reports(
+            self.api, upload["id"], batch=self.report_batch, interval=self.report_interval
+        )
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="partwise-part")
-        futures: list[Future[int]] = []
+        checksums.start()
         try:
-            futures = [pool.submit(self._send_part, path, upload, n, progress) for n in numbers]
+            futures = [
+                pool.submit(self._send_part, path, upload, n, progress, signer, reports)
+                for n in numbers
+            ]
             pending: set[Future[int]] = set(futures)
             while pending:
-                # A short timeout keeps the main thread responsive to Ctrl+C.
-                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                # A short timeout keeps the main thread responsive to Ctrl+C and reports fresh.
+                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 for future in finished:
                     transfer.parts_sent.append(future.result())  # re-raises a part's error
+                if reports.due():
+                    reports.flush()
+            reports.flush()  # everything, before the caller completes the upload
         except BaseException:
             self.stop.set()  # workers stop at their next block; nothing half-done is recorded
+            checksums.wake()
+            pool.shutdown(wait=True, cancel_futures=True)
+            # Parts S3 has: tell the server on the way out, else it finds them when it reconciles.
+            with contextlib.suppress(PartwiseError, requests.RequestException):
+                reports.flush(best_effort=True)
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            checksums.join()
+            self.sign_calls, self.report_calls = signer.calls, reports.calls
 
     def _send_part(
-        self, path: Path, upload: dict[str, Any], number: int, progress: _Progress
+        self,
+        path: Path,
+        upload: dict[str, Any],
+        number: int,
+        progress: _Progress,
+        signer: _Signer,
+        reports: _Reports,
     ) -> int:
         if self.stop.is_set():
             raise KeyboardInterrupt
-        data = read_part(path, upload, number)
-        checksum = part_checksum(data)
+        start, length = _part_range(upload, number)
         attempt = 0
         while True:
-            (signed,) = self.api.sign_parts(
-                upload["id"], [{"number": number, "checksum": checksum}]
-            )
-            body = _PartBody(data, progress, self.limit, self.stop)
+            # Every retry gets a fresh URL: the old one may be what S3 refused (expired).
+            signed = signer.url_for(number, refresh=attempt > 0)
+            body = _PartBody(path, start, length, progress, self.limit, self.stop)
             try:
                 response = self.api.session.request(
                     signed["method"],
                     signed["url"],
                     # An empty stream would go out chunked, without the signed Content-Length 0.
-                    data=body if data else b"",
+                    data=body if length else b"",
                     headers=signed["headers"],
                     timeout=self.api.timeout,
                 )
@@ -336,8 +610,8 @@ class Uploader:
             else:
                 if response.ok:
                     etag = response.headers.get("ETag", "")
-                    self.api.report_parts(
-                        upload["id"], [{"number": number, "etag": etag, "checksum": checksum}]
+                    reports.add(
+                        {"number": number, "etag": etag, "checksum": signer.checksum(number)}
                     )
                     return number
                 body.uncount()
@@ -349,6 +623,8 @@ class Uploader:
                         code="part_refused",
                         http_status=response.status_code,
                     )
+            finally:
+                body.close()
             time.sleep(self.backoff.delay(attempt))
             attempt += 1
 

@@ -156,7 +156,8 @@ def test_a_killed_upload_resumes_elsewhere_sending_only_the_missing_parts(server
         resumed.stderr
     )
     assert f"{missing} parts sent, {len(have)} already there" in resumed.stdout
-    assert sign_calls(server, upload_id, log_mark) == missing
+    # The missing parts are signed in batches (up to 64 a call), never one call per part.
+    assert 1 <= sign_calls(server, upload_id, log_mark) <= -(-missing // 64)
     done = server.api("GET", f"/api/uploads/{upload_id}/").json()
     assert (done["status"], done["size"]) == ("completed", len(data))
     assert object_sha256(server, done["key"]) == hashlib.sha256(data).hexdigest()

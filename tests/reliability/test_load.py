@@ -78,6 +78,10 @@ class GunicornServer(DjangoServer):
             # method, path, status, seconds taken
             "--access-logformat=%(m)s %(U)s %(s)s %(L)s",
             "--timeout=120",
+            # Longer than a client stays idle between two calls (a slow PUT to S3): otherwise
+            # gunicorn's 2 s default closes pooled connections just as a client reuses them,
+            # as no proxy in front of it would.
+            "--keep-alive=75",
         ]
 
 
@@ -91,9 +95,14 @@ class Tally:
     uploads: list[tuple[dict[str, Any], str, int]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def timed(self, endpoint: str, call: Any) -> requests.Response:
+    def timed(self, endpoint: str, call: Any) -> requests.Response | None:
         started = time.perf_counter()
-        response = call()
+        try:
+            response = call()
+        except requests.RequestException as error:
+            with self.lock:
+                self.failures.append(f"{endpoint}: {error!r}")
+            return None
         elapsed = time.perf_counter() - started
         with self.lock:
             self.latencies[endpoint].append(elapsed)
@@ -134,6 +143,8 @@ def run_client(server: str, key: str, client: int, tally: Tally) -> None:
         response = tally.timed(
             endpoint, lambda: session.request(method, url, timeout=120, **kwargs)
         )
+        if response is None:
+            return None
         if response.status_code >= 300:
             with tally.lock:
                 tally.failures.append(f"{endpoint} {response.status_code} {response.text[:200]}")
@@ -160,6 +171,8 @@ def run_client(server: str, key: str, client: int, tally: Tally) -> None:
                     part["url"], data=chunk, headers=part["headers"], timeout=120
                 ),
             )
+            if put is None:
+                break
             if put.status_code != 200:
                 with tally.lock:
                     tally.failures.append(f"put {put.status_code} {put.text[:200]}")

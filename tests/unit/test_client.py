@@ -7,6 +7,9 @@ import os
 import shutil
 import subprocess
 import threading
+import time
+import tracemalloc
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -176,6 +179,11 @@ class FakeServer(PartwiseApi):
         self.uploads = {}
         self.put_answers = []  # statuses to answer before succeeding
         self.puts, self.signed, self.completed = [], [], []
+        self.sign_calls, self.report_calls = [], []  # numbers per call
+        self.events = []  # ("report", numbers) and ("complete", id), in order
+        self.url_lifetime = 900.0  # seconds, like UPLOADS_URL_EXPIRY
+        self.put_delay = 0.0
+        self.expired_puts = 0
         self.lock = threading.Lock()
 
     def add(self, upload_id, size, parts=None, fingerprint=""):
@@ -197,33 +205,50 @@ class FakeServer(PartwiseApi):
         return self.add(f"new-{len(self.uploads)}", fields["size"], fingerprint="x")
 
     def sign_parts(self, upload_id, parts):
+        parts = list(parts)
+        expires = time.time() + self.url_lifetime
         with self.lock:
             self.signed.extend(part["number"] for part in parts)
+            self.sign_calls.append([part["number"] for part in parts])
         return [
-            {"number": p["number"], "method": "PUT", "url": f"s3://{upload_id}/{p['number']}",
-             "headers": {"x-amz-checksum-sha256": p["checksum"]}}
+            {"number": p["number"], "method": "PUT",
+             "url": f"s3://{upload_id}/{p['number']}?expires={expires}",
+             "headers": {"x-amz-checksum-sha256": p["checksum"]},
+             "expires_at": datetime.fromtimestamp(expires, UTC).isoformat().replace("+00:00", "Z")}
             for p in parts
         ]  # fmt: skip
 
-    def report_parts(self, upload_id, parts):
+    def report_parts(self, upload_id, parts, *, best_effort=False):
+        parts = list(parts)
         with self.lock:
             self.uploads[upload_id]["parts"].extend({**p, "size": 0} for p in parts)
+            self.report_calls.append(([p["number"] for p in parts], best_effort))
+            self.events.append(("report", [p["number"] for p in parts]))
 
     def complete_upload(self, upload_id):
         self.completed.append(upload_id)
+        self.events.append(("complete", upload_id))
         return {**self.uploads[upload_id], "status": "completed"}
 
     def request(self, method, url, data=None, headers=None, timeout=None):  # S3 PUT
-        body = data.read() if hasattr(data, "read") else data
+        # Read in blocks, as urllib3 does, so the fake holds no whole part either.
+        digest, md5 = hashlib.sha256(), hashlib.md5()  # noqa: S324
+        for block in iter(lambda: data.read(64 * 1024), b"") if data else ():
+            digest.update(block)
+            md5.update(block)
+        time.sleep(self.put_delay)
+        number, expires = url.rsplit("/", 1)[1].split("?expires=")
         with self.lock:
             status = self.put_answers.pop(0) if self.put_answers else 200
+            if status == 200 and time.time() > float(expires):
+                self.expired_puts += 1
+                status = 403
         if status != 200:
             return FakeResponse(status, "Request has expired" if status == 403 else "no")
-        digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
-        assert headers["x-amz-checksum-sha256"] == digest
+        assert headers["x-amz-checksum-sha256"] == base64.b64encode(digest.digest()).decode()
         with self.lock:
-            self.puts.append(int(url.rsplit("/", 1)[1]))
-        return FakeResponse(etag=f'"{hashlib.md5(body).hexdigest()}"')  # noqa: S324
+            self.puts.append(int(number))
+        return FakeResponse(etag=f'"{md5.hexdigest()}"')
 
 
 def checksum(data):
@@ -333,3 +358,126 @@ def test_stopping_interrupts_without_completing(big_file, monkeypatch):
 def test_the_connection_pool_fits_the_threads():
     session = api_module.new_session(pool_size=8)
     assert session.get_adapter("http://x")._pool_maxsize == 8
+
+
+# --- batched signing and reporting -----------------------------------------------------------
+SMALL_PART = 64 * 1024
+
+
+@pytest.fixture
+def parts_128(tmp_path):
+    return write(tmp_path / "many.bin", os.urandom(128 * SMALL_PART))
+
+
+def test_a_128_part_upload_signs_and_reports_in_a_few_batched_calls(parts_128):
+    server = FakeServer(part_size=SMALL_PART)
+    uploader = Uploader(server, concurrency=4)
+    uploader.upload(parts_128, resume="never")
+    numbers = list(range(1, 129))
+    # 64 parts a call; a third call only if the hasher fell behind the first one's short wait.
+    assert 2 <= len(server.sign_calls) <= 3
+    assert all(len(call) <= 64 for call in server.sign_calls)
+    assert sorted(server.signed) == numbers  # each part signed exactly once
+    # The first part at once, then 32 finished parts a call (fewer when 2 seconds pass first).
+    assert len(server.report_calls) <= 1 + 128 // 32 + 1
+    assert sorted(n for call, _ in server.report_calls for n in call) == numbers
+    assert (uploader.sign_calls, uploader.report_calls) == (
+        len(server.sign_calls),
+        len(server.report_calls),
+    )
+
+
+def test_every_part_is_reported_before_the_upload_is_completed(parts_128):
+    server = FakeServer(part_size=SMALL_PART)
+    # A batch larger than the upload and a long interval: after the first part at once, only
+    # the final flush reports.
+    Uploader(server, report_batch=1000, report_interval=3600).upload(parts_128, resume="never")
+    assert server.events[-1] == ("complete", "new-0")
+    reported = [n for kind, numbers in server.events[:-1] if kind == "report" for n in numbers]
+    assert sorted(reported) == list(range(1, 129))
+    assert [best_effort for _, best_effort in server.report_calls] == [False, False]
+
+
+def test_finished_parts_are_reported_when_the_interval_ends_before_the_batch_fills(big_file):
+    server = FakeServer()
+    server.put_delay = 0.1
+    Uploader(server, concurrency=1, report_batch=1000, report_interval=0.15).upload(
+        big_file, resume="never"
+    )
+    assert len(server.report_calls) >= 3  # reported along the way, not only at the end
+    assert max(len(call) for call, _ in server.report_calls) < 5
+    assert sorted(n for call, _ in server.report_calls for n in call) == [1, 2, 3, 4, 5, 6]
+
+
+def test_parts_sent_before_a_failure_are_still_reported_on_the_way_out(big_file):
+    server = FakeServer()
+    server.put_answers = [200, 200, 200, 400]  # part 4 is refused for good
+    with pytest.raises(PartRefused):
+        Uploader(server, concurrency=1, report_batch=1000, report_interval=3600).upload(
+            big_file, resume="never"
+        )
+    # The first part may have gone at once; the rest go in a last best-effort call.
+    assert sorted(n for call, _ in server.report_calls for n in call) == [1, 2, 3]
+    assert server.report_calls[-1][1] is True
+    assert server.completed == []
+
+
+def test_a_stopped_run_still_reports_its_finished_parts(big_file):
+    server = FakeServer()
+
+    def stop_in_part_two(done, total):
+        if done >= 2 * MiB:
+            server.stop.set()  # what Ctrl+C does: workers stop at their next block
+
+    with pytest.raises(KeyboardInterrupt):
+        Uploader(
+            server,
+            concurrency=1,
+            report_batch=1000,
+            report_interval=3600,
+            progress=stop_in_part_two,
+        ).upload(big_file, resume="never")
+    # Part 1 is in S3 and reported (at once, or on the way out); part 2, stopped in flight, is not.
+    assert [call for call, _ in server.report_calls] == [[1]]
+    assert server.completed == []
+
+
+def test_hashing_ahead_and_sending_hold_less_than_concurrency_times_part_size(tmp_path):
+    part_size = MiB  # the hasher's block; workers and the fake S3 read 64 KiB at a time
+    path = write(tmp_path / "many.bin", os.urandom(128 * part_size))
+    server = FakeServer(part_size=part_size)
+    create, baseline = server.create_upload, []
+
+    def create_then_measure(**fields):
+        # The fingerprint (first and last MiB) is read before: measure the part loop only.
+        baseline.append(tracemalloc.get_traced_memory()[0])
+        tracemalloc.reset_peak()
+        return create(**fields)
+
+    server.create_upload = create_then_measure
+    tracemalloc.start()
+    try:
+        Uploader(server, concurrency=4).upload(path, resume="never")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sorted(server.puts) == list(range(1, 129))
+    assert peak - baseline[0] < 4 * part_size
+
+
+def test_a_url_close_to_its_expiry_is_signed_again_before_it_is_used(big_file):
+    server = FakeServer()
+    server.url_lifetime, server.put_delay = 0.4, 0.1  # a batch outlives its URLs
+    Uploader(server, concurrency=1).upload(big_file, resume="never")
+    assert server.expired_puts == 0  # never sent on a stale URL
+    assert len(server.sign_calls) >= 2
+    assert sorted(server.puts) == [1, 2, 3, 4, 5, 6]
+
+
+def test_an_expired_url_from_a_skewed_clock_is_used_then_signed_again_on_403(big_file):
+    server = FakeServer()
+    server.url_lifetime = -5  # expires_at already past by our clock: let S3 decide
+    server.put_answers = [403]
+    with pytest.raises(PartRefused):  # every URL is expired: refused after the retries
+        Uploader(server, concurrency=1).upload(big_file, resume="never")
+    assert server.signed.count(1) == NO_WAIT.attempts
