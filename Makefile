@@ -24,16 +24,13 @@ test: install
 		fi; \
 	fi
 
-# The suite again on PostgreSQL (races and load run only there), when one is given. The
-# browser tier is left out of this pass: it drives the same API the other tiers already test on
-# PostgreSQL, and it is the slowest tier, so CI stays well under 30 minutes.
+# The suite again on PostgreSQL (races and load run only there), when one is given:
 # PARTWISE_TEST_DATABASE_URL=postgres://user:password@127.0.0.1:5432/partwise (a role that may
 # create databases) and, for the Celery test's Redis broker, PARTWISE_TEST_REDIS_URL. CI sets both.
 test-postgres: install
 	@if [ -n "$$PARTWISE_TEST_DATABASE_URL" ]; then \
 		echo "pytest again on PostgreSQL (PARTWISE_TEST_DATABASE_URL)"; \
-		DATABASE_URL="$$PARTWISE_TEST_DATABASE_URL" $(BIN)/pytest --timeout=600 \
-			--ignore=tests/e2e; \
+		DATABASE_URL="$$PARTWISE_TEST_DATABASE_URL" $(BIN)/pytest --timeout=600; \
 	else \
 		echo "PARTWISE_TEST_DATABASE_URL is not set: SKIPPING the PostgreSQL pass" \
 			"(races and load tests need it; CI sets it, see README)"; \
