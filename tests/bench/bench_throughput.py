@@ -31,17 +31,8 @@ from pathlib import Path
 
 from harness import ROOT, GiB, MiB, Stack, machine, write_random_file
 
-CHROMIUM = Path(os.environ.get("PARTWISE_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+
 UPPY_MODULES = ROOT / "tests" / "e2e" / "uppy" / "node_modules"
 RUN_TIMEOUT = 1800  # seconds per client run, whatever the size
 HARNESS = """<!doctype html><meta charset="utf-8"><title>bench</title>
