@@ -116,6 +116,7 @@ class _Request:
     headers: list[tuple[str, str]]
     head: bytes
     status: int | None = None  # the target's answer, once there is one
+    watchers: list[Rule] = field(default_factory=list)  # "count" rules not yet recorded
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -412,12 +413,18 @@ class FaultProxy:
 
     def _handle(self, client: socket.socket, reader: _Reader, request: _Request) -> bool:
         """Serve one request; False when the client connection must close."""
-        rule, watchers = self._choose(request.method, request.target)
+        rule, request.watchers = self._choose(request.method, request.target)
         try:
             return self._act(client, reader, request, rule)
         finally:
-            for watcher in watchers:
-                self._record(Event(watcher.name, request.method, request.target, request.status))
+            self._record_watchers(request)
+
+    def _record_watchers(self, request: _Request) -> None:
+        # Called before the answer's last byte leaves, so a client that has read its answer
+        # always finds the watchers' events already recorded (and again, as a no-op, at the end).
+        watchers, request.watchers = request.watchers, []
+        for watcher in watchers:
+            self._record(Event(watcher.name, request.method, request.target, request.status))
 
     def _act(
         self, client: socket.socket, reader: _Reader, request: _Request, rule: Rule | None
@@ -429,6 +436,7 @@ class FaultProxy:
                 pass
             self._record(Event(rule.name, request.method, request.target, rule.status))
             request.status = rule.status
+            self._record_watchers(request)
             client.sendall(self._error_answer(request, rule))
             return True
         if rule is not None and action == "delay":
@@ -529,14 +537,23 @@ class FaultProxy:
                 return False
             self._record(Event(rule.name, request.method, request.target, status))
             self._wait(rule)
+            self._record_watchers(request)
             client.sendall(out_head + answer)
             return keep_alive
         held_before = action == "stall" and rule is not None and rule.after_bytes < 0
         if rule is not None and (action == "delay" or held_before):
             self._record(Event(rule.name, request.method, request.target, status))
+        if no_body:
+            self._record_watchers(request)
         client.sendall(out_head)
+        previous = None
         for block in blocks:
-            client.sendall(block)
+            if previous is not None:
+                client.sendall(previous)
+            previous = block
+        self._record_watchers(request)
+        if previous is not None:
+            client.sendall(previous)
         return keep_alive
 
     @staticmethod
