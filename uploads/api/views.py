@@ -22,6 +22,9 @@ from .serializers import (
     UploadDetailSerializer,
     UploadListQuerySerializer,
     UploadSerializer,
+    parts_to_sign,
+    reported_parts,
+    signed_parts_body,
 )
 
 ERRORS = {
@@ -129,11 +132,9 @@ class UploadSignApi(APIView):
     )
     def post(self, request: Request, pk: str) -> Response:
         upload = get_own_upload(request, pk)
-        data = SignPartsInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        parts = [services.PartToSign(**part) for part in data.validated_data["parts"]]
+        parts = [services.PartToSign(**part) for part in parts_to_sign(request.data)]
         signed = services.sign_parts(upload, parts=parts, by=request.user)
-        return Response(SignedPartsSerializer({"parts": signed}).data)
+        return Response(signed_parts_body(signed))
 
 
 class UploadPartsApi(APIView):
@@ -144,9 +145,7 @@ class UploadPartsApi(APIView):
     )
     def post(self, request: Request, pk: str) -> Response:
         upload = get_own_upload(request, pk)
-        data = ReportPartsInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        parts = [services.ReportedPart(**part) for part in data.validated_data["parts"]]
+        parts = [services.ReportedPart(**part) for part in reported_parts(request.data)]
         upload = services.record_parts(upload, parts=parts, by=request.user)
         return Response(UploadSerializer(upload).data)
 
