@@ -31,8 +31,17 @@ export const DEFAULT_OPTIONS = Object.freeze({
   endpoint: "/api/uploads/",
   /** Parts sent at the same time; also the most parts held in memory while hashing. */
   concurrency: 4,
-  /** Parts presigned per sign call (the server accepts up to UPLOADS_SIGN_BATCH_MAX). */
-  signBatchSize: 8,
+  /**
+   * Most parts presigned per sign call (the server accepts up to UPLOADS_SIGN_BATCH_MAX).
+   * Parts are hashed ahead of sending and each sign call takes every part hashed so far (at
+   * least `concurrency`), never more than can be sent in half a URL's lifetime at the measured
+   * speed, so a GiB costs a few sign calls and a slow link never sees its URLs expire.
+   */
+  signBatchSize: 1000,
+  /** ETags are reported to the server in batches: when this many are waiting... */
+  reportBatchSize: 64,
+  /** ...or this many ms after the oldest waiting one finished (and always before completing). */
+  reportInterval: 2000,
   /** Preferred part size in bytes; undefined lets the server choose (UPLOADS_PART_SIZE). */
   partSize: undefined,
   /**
@@ -161,6 +170,25 @@ export async function fileFingerprint(file) {
   return `v1:${toHex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)))}`;
 }
 
+/** A function that runs tasks with at most `limit` of them running at once. */
+function limiter(limit) {
+  let running = 0;
+  const waiting = [];
+  const release = () => {
+    running--;
+    waiting.shift()?.();
+  };
+  return async (task) => {
+    if (running >= limit) await new Promise((resolve) => waiting.push(resolve));
+    running++;
+    try {
+      return await task();
+    } finally {
+      release();
+    }
+  };
+}
+
 /** Run `task` on each item with at most `limit` running at once. */
 async function mapLimit(items, limit, task) {
   const results = new Array(items.length);
@@ -180,6 +208,7 @@ function resolveOptions(options) {
   merged.endpoint = merged.endpoint.endsWith("/") ? merged.endpoint : `${merged.endpoint}/`;
   merged.concurrency = Math.max(1, Math.floor(merged.concurrency));
   merged.signBatchSize = Math.max(1, Math.floor(merged.signBatchSize));
+  merged.reportBatchSize = Math.max(1, Math.floor(merged.reportBatchSize));
   return merged;
 }
 
@@ -414,6 +443,11 @@ export class UploadHandle {
       if (typeof this.options[name] === "function") this.on(type, this.options[name]);
     }
     this._checksums = new Map(); // part number -> base64 SHA-256 (the file does not change)
+    this._hashing = new Map(); // part number -> promise of its checksum, while being hashed
+    // Every part read for hashing goes through this, so at most `concurrency` parts are in
+    // memory whoever asks (the hash-ahead pipeline or a sign call).
+    this._readSlots = limiter(this.options.concurrency);
+    this._urlLifetime = null; // ms a presigned URL lives, learnt from the first sign call
     this._done = new Map(); // part number -> size, for parts S3 holds
     this._doneBytes = 0;
     this._inflight = new Map(); // part number -> bytes sent so far in the current attempt
@@ -705,29 +739,64 @@ export class UploadHandle {
     return [start, Math.min(start + partSize, this.file.size)];
   }
 
-  async _hashPart(number) {
-    if (!this._checksums.has(number)) {
+  /** The part's SHA-256, computed once (concurrent callers share the same hashing). */
+  _hashPart(number) {
+    if (this._checksums.has(number)) return Promise.resolve(this._checksums.get(number));
+    let hashing = this._hashing.get(number);
+    if (!hashing) {
       const [start, end] = this._range(number);
-      this._checksums.set(number, await sha256Base64(this.file.slice(start, end)));
+      hashing = this._readSlots(() => sha256Base64(this.file.slice(start, end)))
+        .then((checksum) => {
+          this._checksums.set(number, checksum);
+          return checksum;
+        })
+        .finally(() => this._hashing.delete(number));
+      this._hashing.set(number, hashing);
     }
-    return this._checksums.get(number);
+    return hashing;
   }
 
   /** Hash `numbers` (at most `concurrency` parts in memory) and presign them in one call. */
   async _signBatch(numbers, signal) {
-    await mapLimit(numbers, this.options.concurrency, (number) => this._hashPart(number));
+    await Promise.all(numbers.map((number) => this._hashPart(number)));
     signal.throwIfAborted();
     const body = { parts: numbers.map((number) => ({ number, checksum: this._checksums.get(number) })) };
     const data = await api(this.options, signal, "POST", `${this.upload.id}/sign/`, body, (retry) =>
       this._emit("retry", { ...retry, number: null }),
     );
-    return data.parts.map((part) => ({
+    const signed = data.parts.map((part) => ({
       number: part.number,
       url: part.url,
       method: part.method || "PUT",
       headers: part.headers || {},
       expiresAt: Date.parse(part.expires_at),
     }));
+    if (signed.length && !this._urlLifetime) {
+      this._urlLifetime = Math.max(0, signed[0].expiresAt - this.options.now());
+    }
+    return signed;
+  }
+
+  /**
+   * How many parts the next sign call takes from the front of `pending`: every part already
+   * hashed (at least enough to keep `concurrency` workers busy), capped by `signBatchSize` and
+   * by how many parts can be sent, at the current speed, in half a URL's lifetime.
+   */
+  _nextBatchSize(pending, signedAhead) {
+    const options = this.options;
+    let size = 0;
+    while (size < pending.length && size < options.signBatchSize && this._checksums.has(pending[size])) {
+      size++;
+    }
+    const speed = this.progress().speed;
+    if (!speed || !this._urlLifetime) {
+      size = 0; // until a speed is measured, sign only what keeps the workers busy
+    } else {
+      const usable = Math.max(0, this._urlLifetime - EXPIRY_MARGIN_MS) / 2000; // seconds
+      const partSize = this.upload.partSize || 1;
+      size = Math.min(size, Math.floor((speed * usable) / partSize) - signedAhead);
+    }
+    return Math.min(pending.length, options.signBatchSize, Math.max(size, options.concurrency));
   }
 
   async _sendMissingParts(outerSignal) {
@@ -745,11 +814,17 @@ export class UploadHandle {
     for (let number = 1; number <= this.upload.partCount; number++) {
       if (!this._done.has(number)) pending.push(number);
     }
+    // Hash ahead of sending, in order, so that sign calls find many parts ready to sign.
+    const hashAhead = mapLimit(pending.slice(), options.concurrency, (number) =>
+      signal.aborted ? null : this._hashPart(number),
+    );
+    hashAhead.catch(fail);
+
     const ready = [];
     let preparing = null;
     const prepare = () => {
       if (!preparing && pending.length) {
-        const batch = pending.splice(0, options.signBatchSize);
+        const batch = pending.splice(0, this._nextBatchSize(pending, ready.length));
         preparing = this._signBatch(batch, signal)
           .then((signed) => ready.push(...signed))
           .catch(fail)
@@ -760,16 +835,28 @@ export class UploadHandle {
       return preparing;
     };
 
-    // ETags are reported as parts finish; parts finishing during a report go in the next one.
+    // ETags are reported in batches: every `reportBatchSize` parts or `reportInterval` ms,
+    // and all of them before completing. One report is in flight at a time. A part S3 holds
+    // but not yet reported is not lost if the run stops: the server reconciles with ListParts.
     const reports = [];
     let reporting = null;
-    const flushReports = () => {
+    let timer = null;
+    const flushReports = (all = false) => {
       if (reporting || !reports.length) return;
+      if (!all && reports.length < options.reportBatchSize) {
+        timer ??= setTimeout(() => {
+          timer = null;
+          flushReports(true);
+        }, options.reportInterval);
+        return;
+      }
+      clearTimeout(timer);
+      timer = null;
       const batch = reports.splice(0, 500);
       reporting = api(options, signal, "POST", `${this.upload.id}/parts/`, { parts: batch })
         .then(() => {
           reporting = null;
-          flushReports();
+          flushReports(all);
         })
         .catch((error) => {
           reporting = null;
@@ -800,9 +887,16 @@ export class UploadHandle {
 
     try {
       await Promise.all(Array.from({ length: options.concurrency }, () => worker().catch(fail)));
-      while (reporting && !signal.aborted) await reporting;
+      signal.throwIfAborted();
+      flushReports(true);
+      while ((reporting || reports.length) && !signal.aborted) {
+        await reporting;
+        flushReports(true);
+      }
       signal.throwIfAborted();
     } finally {
+      clearTimeout(timer);
+      run.abort(); // stops the hash-ahead pipeline when the run ends early
       outerSignal.removeEventListener("abort", forward);
     }
   }

@@ -184,7 +184,14 @@ class FakePartwise {
     if (!id && method === "POST") return this.create(body);
     const record = this.uploads.get(id);
     if (!record) return json(404, { code: "not_found", detail: "Not found." });
-    if (!action && method === "GET") return json(200, this.serialize(record, true));
+    if (!action && method === "GET") {
+      // Like upload_status: the detail is reconciled with what S3 holds, reported or not.
+      for (const [number, stored] of record.s3) {
+        const known = record.parts.get(number) ?? { number, size: stored.bytes.length, checksum: stored.checksum };
+        record.parts.set(number, { ...known, etag: stored.etag });
+      }
+      return json(200, this.serialize(record, true));
+    }
     if (!action && method === "DELETE") {
       if (record.status === "completed") return json(409, { code: "upload_conflict", detail: "Completed." });
       record.status = "aborted";
@@ -310,7 +317,8 @@ describe("a fresh upload", () => {
     assert.equal(completed.partCount, 7);
     assert.equal(completed.checksum, sha256(bytes), "the object holds the file's bytes");
     const signCalls = server.callsTo("sign").map((call) => call.body.parts.map((part) => part.number));
-    assert.deepEqual(signCalls, [[1, 2, 3], [4, 5, 6], [7]]);
+    assert.deepEqual(signCalls.flat(), [1, 2, 3, 4, 5, 6, 7], "each part is signed once, in order");
+    assert.ok(signCalls.every((numbers) => numbers.length <= 3), `at most signBatchSize: ${signCalls}`);
     for (const call of server.callsTo("sign")) {
       for (const part of call.body.parts) {
         const slice = bytes.subarray((part.number - 1) * 16, part.number * 16);
@@ -436,6 +444,90 @@ describe("concurrency and memory", () => {
     assert.ok(maxReading <= 2, `parts read at once: ${maxReading}`);
     assert.ok(maxHeldBytes <= 2 * 10, `bytes held at once: ${maxHeldBytes}`);
     assert.equal(maxReading, 2, "hashing does use the allowed parallelism");
+  });
+});
+
+describe("batching", () => {
+  test("a sign call takes every part hashed ahead, so batches grow as the hashing gets ahead", async () => {
+    const server = new FakePartwise({ partSize: 10 });
+    const file = makeFile(200);
+    let reads = 0;
+    const counted = {
+      name: file.name,
+      size: file.size,
+      type: file.type,
+      lastModified: file.lastModified,
+      slice(start, end) {
+        const blob = file.slice(start, end);
+        return { size: blob.size, arrayBuffer: () => (reads++, blob.arrayBuffer()), untracked: blob };
+      },
+    };
+    const gate = deferred();
+    server.putHook = (put) => (put.number <= 2 ? gate.promise.then(() => undefined) : undefined);
+    const putPart = server.putPart;
+    const options = server.options({
+      concurrency: 2,
+      putPart: (request) => putPart({ ...request, body: request.body.untracked }),
+    });
+    options.putPart = (request) => {
+      server.clock += 100; // a measurable speed once parts move
+      return putPart({ ...request, body: request.body.untracked });
+    };
+    const handle = upload(counted, options);
+    // Parts 1 and 2 are held while the pipeline hashes the whole file (2 fingerprint reads).
+    await until(() => reads === 2 + 20, "every part read for hashing");
+    await new Promise((resolve) => setTimeout(resolve, 50)); // and its digest computed
+    gate.resolve();
+    await handle.promise;
+    const signCalls = server.callsTo("sign").map((call) => call.body.parts.map((part) => part.number));
+    assert.deepEqual(signCalls.flat(), Array.from({ length: 20 }, (_, i) => i + 1));
+    // Before any speed is known only `concurrency` parts are signed at a time; then one call
+    // takes every part already hashed.
+    assert.deepEqual(signCalls.slice(0, 2), [[1, 2], [3, 4]]);
+    assert.equal(signCalls.length, 3, `sign calls: ${JSON.stringify(signCalls)}`);
+    assert.equal(reads, 2 + 20, "each part is read once for hashing");
+  });
+
+  test("never signs more parts ahead than the measured speed sends in half a URL's lifetime", async () => {
+    const server = new FakePartwise({ partSize: 10 });
+    server.urlExpiryMs = 180_000; // 3 min: (180 s - 60 s margin) / 2 = 60 s of parts ahead
+    const options = server.options({ concurrency: 1, speedWindow: 10_000 });
+    options.putPart = async (request) => {
+      await new Promise((resolve) => setTimeout(resolve, 2)); // so that hashing gets ahead
+      server.clock += 1000; // 10 bytes per second: one 10-byte part per second
+      return server.putPart(request);
+    };
+    await upload(makeFile(2000), options).promise; // 200 parts
+    const sizes = server.callsTo("sign").map((call) => call.body.parts.length);
+    assert.equal(sizes.reduce((a, b) => a + b, 0), 200, "no part was signed twice (none expired)");
+    assert.ok(sizes.every((size) => size <= 60), `parts per sign call: ${sizes}`);
+    assert.ok(sizes.filter((size) => size === 60).length >= 2, `the cap is what limits: ${sizes}`);
+  });
+
+  test("reports ETags in batches of reportBatchSize, and every one of them before completing", async () => {
+    const server = new FakePartwise({ partSize: 10 });
+    const options = server.options({ concurrency: 2, reportBatchSize: 4, reportInterval: 60_000 });
+    await upload(makeFile(100), options).promise;
+    const reports = server.callsTo("parts").map((call) => call.body.parts.map((part) => part.number));
+    assert.deepEqual(reports.flat().sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.ok(reports.slice(0, -1).every((numbers) => numbers.length >= 4), `reports: ${JSON.stringify(reports)}`);
+    assert.ok(reports.length <= 3, `reports: ${JSON.stringify(reports)}`);
+    const order = server.calls.map((call) => call.path.split("/").at(-2));
+    assert.ok(order.lastIndexOf("parts") < order.indexOf("complete"), "all reports come before complete");
+  });
+
+  test("reports what has waited reportInterval ms even when no more parts finish", async () => {
+    const server = new FakePartwise({ partSize: 10 });
+    const gate = deferred();
+    server.putHook = (put) => (put.number === 3 ? gate.promise.then(() => undefined) : undefined);
+    const options = server.options({ concurrency: 1, reportBatchSize: 100, reportInterval: 20 });
+    const handle = upload(makeFile(30), options);
+    // Part 3 is held: parts 1 and 2 are reported by the timer, not by the batch size.
+    await until(() => server.callsTo("parts").length === 1, "a report on the timer");
+    assert.deepEqual(server.callsTo("parts")[0].body.parts.map((part) => part.number), [1, 2]);
+    gate.resolve();
+    await handle.promise;
+    assert.deepEqual(server.callsTo("parts").at(-1).body.parts.map((part) => part.number), [3]);
   });
 });
 
