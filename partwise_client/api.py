@@ -63,10 +63,23 @@ class Backoff:
         return random.uniform(0, min(self.cap, self.base * 2**attempt))  # noqa: S311 (jitter)
 
 
+SEND_BLOCK = 1024 * 1024  # bytes of a request body handed to the socket at a time
+
+
+class _LargeBlockAdapter(HTTPAdapter):
+    """urllib3 reads a file-like request body 16 KiB at a time, one Python call and one
+    send() each: 65,536 of them per GiB of parts. Reading 1 MiB at a time (urllib3's own
+    `blocksize` option, which requests does not expose) cuts that to 1,024."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("blocksize", SEND_BLOCK)
+        super().init_poolmanager(*args, **kwargs)
+
+
 def new_session(pool_size: int = 16) -> requests.Session:
     """A session whose connection pool fits `pool_size` threads (requests defaults to 10)."""
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+    adapter = _LargeBlockAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = USER_AGENT

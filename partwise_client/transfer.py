@@ -31,7 +31,10 @@ from .fingerprint import fingerprint
 ProgressCallback = Callable[[int, int], None]  # (bytes_done, bytes_total), like oss2's
 RESUMABLE = "uploading"
 READ_BLOCK = 1024 * 1024  # bytes read from the file at a time, to hash or to send
-SIGN_BATCH = 64  # parts signed per call by default
+# Parts signed per call at most (the API's default limit): the hasher runs far ahead of the
+# network, so a GiB usually takes two sign calls. URLs that would expire before their turn are
+# signed again, again in one call for all of them.
+SIGN_BATCH = 1000
 MAX_SIGN_BATCH = 1000  # the API's limit per sign call
 SIGN_WAIT = 0.2  # seconds a sign call waits for the hasher to fill its batch
 EXPIRY_MARGIN = 60.0  # seconds before expires_at a URL is no longer handed out

@@ -12,6 +12,10 @@ E001_BUCKET_MISSING = "UPLOADS_BUCKET is empty: set it to the bucket that holds 
 E002_PART_SIZE = f"UPLOADS_PART_SIZE must be between {MIN_PART_SIZE} and {MAX_PART_SIZE} bytes."
 E003_PREFIX = "UPLOADS_KEY_PREFIX must be non-empty and end with '/'."
 W001_UNKNOWN_SETTING = "Unknown setting {name}: it has no effect (a typo?)."
+W002_WEBHOOK_UNSIGNED = (
+    "UPLOADS_WEBHOOK_URL is set but UPLOADS_WEBHOOK_SECRET is empty: the events are signed "
+    "with an empty key, so the receiver cannot tell them from forged ones."
+)
 
 
 @register()
@@ -26,6 +30,8 @@ def check_upload_settings(app_configs: Any = None, **kwargs: Any) -> list:
     if not prefix or not prefix.endswith("/"):
         # An empty prefix would let cleanup touch every multipart upload in the bucket.
         problems.append(Error(E003_PREFIX, id="uploads.E003"))
+    if settings.UPLOADS_WEBHOOK_URL and not settings.UPLOADS_WEBHOOK_SECRET:
+        problems.append(Warning(W002_WEBHOOK_UNSIGNED, id="uploads.W002"))
     for name in dir(settings):
         if name.startswith("UPLOADS_") and name not in KNOWN_SETTINGS:
             problems.append(Warning(W001_UNKNOWN_SETTING.format(name=name), id="uploads.W001"))

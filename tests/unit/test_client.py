@@ -360,6 +360,12 @@ def test_the_connection_pool_fits_the_threads():
     assert session.get_adapter("http://x")._pool_maxsize == 8
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/", "https://s3.example/"])
+def test_request_bodies_go_to_the_socket_a_mebibyte_at_a_time(url):
+    pool = api_module.new_session().get_adapter(url).poolmanager.connection_from_url(url)
+    assert pool._new_conn().blocksize == api_module.SEND_BLOCK == 1024 * 1024
+
+
 # --- batched signing and reporting -----------------------------------------------------------
 SMALL_PART = 64 * 1024
 
@@ -369,9 +375,17 @@ def parts_128(tmp_path):
     return write(tmp_path / "many.bin", os.urandom(128 * SMALL_PART))
 
 
+def test_a_128_part_upload_signs_in_one_or_two_calls_by_default(parts_128):
+    server = FakeServer(part_size=SMALL_PART)
+    Uploader(server, concurrency=4).upload(parts_128, resume="never")
+    # What the hasher has done by the end of the first call's short wait, then the rest.
+    assert 1 <= len(server.sign_calls) <= 2, [len(call) for call in server.sign_calls]
+    assert sorted(server.signed) == list(range(1, 129))
+
+
 def test_a_128_part_upload_signs_and_reports_in_a_few_batched_calls(parts_128):
     server = FakeServer(part_size=SMALL_PART)
-    uploader = Uploader(server, concurrency=4)
+    uploader = Uploader(server, concurrency=4, sign_batch=64)
     uploader.upload(parts_128, resume="never")
     numbers = list(range(1, 129))
     # 64 parts a call; a third call only if the hasher fell behind the first one's short wait.
