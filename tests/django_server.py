@@ -208,3 +208,47 @@ class DjangoServer:
             method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs
         )
         return response
+
+
+@dataclass
+class GunicornServer(DjangoServer):
+    """The same server run as docs/deployment.md runs it: gunicorn gthread workers, DEBUG off.
+
+    For the load test and the benchmarks, where DEBUG (which records every SQL query) and
+    runserver's one thread per request would distort what is measured.
+    """
+
+    workers: int = 2
+    threads: int = 4
+
+    @property
+    def access_log(self) -> Path:
+        return self.workdir / "access.log"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **super().env(),
+            "DJANGO_DEBUG": "false",
+            "DJANGO_SECURE_SSL_REDIRECT": "false",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+            "UPLOADS_LOG_LEVEL": "WARNING",
+            **self.extra_env,
+        }
+
+    def command(self) -> list[str]:
+        return [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "project.wsgi:application",
+            f"--bind=127.0.0.1:{self.port}",
+            f"--workers={self.workers}",
+            f"--threads={self.threads}",
+            "--worker-class=gthread",
+            f"--access-logfile={self.access_log}",
+            # method, path, status, seconds taken
+            "--access-logformat=%(m)s %(U)s %(s)s %(L)s",
+            "--timeout=120",
+            # Longer than a client stays idle between two calls (a slow PUT to S3): otherwise
+            # gunicorn's 2 s default closes pooled connections just as a client reuses them,
+            # as no proxy in front of it would.
+            "--keep-alive=75",
+        ]

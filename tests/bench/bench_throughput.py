@@ -1,13 +1,14 @@
 """End-to-end upload throughput: Partwise's clients against boto3 and a raw PUT, same run.
 
     .venv/bin/python tests/bench/bench_throughput.py [--size 1G] [--part-size 8M]
-        [--concurrency 4] [--clients boto3,curl,cli,browser,xhr,uppy] [--repeat 1]
+        [--concurrency 4] [--clients boto3,boto3-sha256,curl,cli,browser,xhr,uppy] [--repeat 1]
 
 One file of --size random bytes, one SeaweedFS and one Partwise under gunicorn (2 workers),
 all on free loopback ports, started and stopped here. Each client uploads the same file in
 turn (objects are deleted between runs):
 
-  boto3    boto3 upload_file, same part size and concurrency: the baseline
+  boto3    boto3 upload_file, same part size and concurrency: the baseline (no checksums)
+  boto3-sha256  the same with a SHA-256 per part that S3 checks, as Partwise's clients send
   curl     one presigned PUT of the whole file: the ceiling of this S3 server
   cli      the `partwise` CLI
   browser  frontend/client.js in headless Chromium (a harness page on Django's origin)
@@ -136,7 +137,7 @@ class Bench:
                 self.s3.delete_object(Bucket=self.bucket, Key=item["Key"])
 
     # --- the clients -----------------------------------------------------------------------
-    def boto3(self) -> float | None:
+    def boto3(self, extra_args: dict[str, str] | None = None) -> float | None:
         from boto3.s3.transfer import TransferConfig
 
         config = TransferConfig(
@@ -145,9 +146,15 @@ class Bench:
             max_concurrency=self.args.concurrency,
             use_threads=True,
         )
-        self.s3.upload_file(str(self.path), self.bucket, "bench/boto3.bin", Config=config)
+        self.s3.upload_file(
+            str(self.path), self.bucket, "bench/boto3.bin", Config=config, ExtraArgs=extra_args
+        )
         self.check("bench/boto3.bin")
         return None
+
+    def boto3_sha256(self) -> float | None:
+        # Like for like: every part carries its SHA-256 and S3 checks it, as Partwise's do.
+        return self.boto3({"ChecksumAlgorithm": "SHA256"})
 
     def curl(self) -> float | None:
         if not shutil.which("curl"):
@@ -349,7 +356,7 @@ def report(bench: Bench) -> None:
         f"concurrency {bench.args.concurrency}"
     )
     print(
-        f"{'client':8} {'seconds':>8} {'MB/s':>7} {'x boto3':>8} {'Django req':>10} "
+        f"{'client':12} {'seconds':>8} {'MB/s':>7} {'x boto3':>8} {'Django req':>10} "
         f"{'req/GiB':>8} {'besides reports/GiB':>19} {'Django RSS':>10}  note"
     )
     for result in bench.results:
@@ -360,7 +367,7 @@ def report(bench: Bench) -> None:
         ratio = f"{baseline / result['seconds']:.2f}" if baseline else "-"
         rate = size / 1e6 / result["seconds"]
         print(
-            f"{result['client']:8} {result['seconds']:>8.1f} {rate:>7.0f} "
+            f"{result['client']:12} {result['seconds']:>8.1f} {rate:>7.0f} "
             f"{ratio:>8} {total:>10} {total * per_gib:>8.0f} {(total - reports) * per_gib:>19.1f} "
             f"{result['rss'] / MiB:>8.0f}MiB  {result['note']}"
         )
@@ -368,7 +375,7 @@ def report(bench: Bench) -> None:
     for result in bench.results:
         if result["routes"]:
             routes = ", ".join(f"{route} x{n}" for route, n in sorted(result["routes"].items()))
-            print(f"  {result['client']:8} {routes}")
+            print(f"  {result['client']:12} {routes}")
 
 
 def main() -> None:
@@ -376,7 +383,7 @@ def main() -> None:
     parser.add_argument("--size", type=size_arg, default=GiB, help="file size, e.g. 1G, 256M")
     parser.add_argument("--part-size", type=size_arg, default=8 * MiB)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--clients", default="boto3,curl,cli,browser,xhr,uppy")
+    parser.add_argument("--clients", default="boto3,boto3-sha256,curl,cli,browser,xhr,uppy")
     parser.add_argument("--repeat", type=int, default=1, help="rounds over all clients")
     parser.add_argument("--sign-batch", type=int, default=0, help="browser signBatchSize")
     parser.add_argument("--workdir", type=Path, default=None, help="where the file goes")
@@ -389,6 +396,7 @@ def main() -> None:
         bench = Bench(stack, path, args)
         available = {
             "boto3": bench.boto3,
+            "boto3-sha256": bench.boto3_sha256,
             "curl": bench.curl,
             "cli": bench.cli,
             "browser": bench.browser,

@@ -9,12 +9,10 @@ each script prints figures measured in the same run. Not a test module: scripts 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,72 +24,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.django_server import _SETUP, PASSWORD, DjangoServer, User  # noqa: E402
+from tests.django_server import GunicornServer  # noqa: E402
 from uploads.embedded_s3 import Ports, SeaweedFS  # noqa: E402
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-START_TIMEOUT = 60.0
 
 
 @dataclass
-class GunicornServer(DjangoServer):
-    """tests/django_server.py's server, served by gunicorn with DEBUG off, as in production."""
+class MeasuredServer(GunicornServer):
+    """The tests' gunicorn server, plus what the benchmarks measure of its processes."""
 
-    workers: int = 2
-    threads: int = 4
-    access_log: Path | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
-
-    def env(self) -> dict[str, str]:
-        return {
-            **super().env(),
-            # DEBUG on would record every SQL query in memory and distort RSS and CPU time.
-            "DJANGO_DEBUG": "false",
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-            "DJANGO_SECURE_SSL_REDIRECT": "false",
-            "UPLOADS_LOG_LEVEL": "WARNING",
-            **self.extra_env,
-        }
-
-    def start(self) -> GunicornServer:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.access_log = self.workdir / "access.log"
-        self.manage("migrate", "--no-input")
-        argv = f"import sys; sys.argv[1:] = [{self.url!r}, {PASSWORD!r}]\n"
-        out = self.manage("shell", "--no-imports", "-c", argv + _SETUP)
-        line = next(line for line in out.splitlines() if line.startswith("USERS="))
-        self.users = {name: User(name, **values) for name, values in json.loads(line[6:]).items()}
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 (open for the server's lifetime)
-        self.process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "gunicorn"),
-                "project.wsgi:application",
-                f"--bind=127.0.0.1:{self.port}",
-                f"--workers={self.workers}",
-                f"--threads={self.threads}",
-                "--worker-class=gthread",
-                f"--access-logfile={self.access_log}",
-                "--access-logformat=%(m)s %(U)s %(s)s %(L)s",
-                "--timeout=120",
-            ],
-            cwd=ROOT,
-            env=self.env(),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited; see {self.log_path}")
-            if self.ready() and len(self.worker_pids()) >= self.workers:
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise TimeoutError(f"gunicorn did not answer on {self.url}")
+    def ready(self) -> bool:
+        # Measure from the first request on: every worker up, not only the first.
+        return super().ready() and len(self.worker_pids()) >= self.workers
 
     # --- measuring the Django processes ---------------------------------------------------
     def worker_pids(self) -> list[int]:
@@ -123,7 +71,7 @@ class GunicornServer(DjangoServer):
         return max(peaks)
 
     def access_lines(self) -> list[str]:
-        if self.access_log is None or not self.access_log.exists():
+        if not self.access_log.exists():
             return []
         return self.access_log.read_text().splitlines()
 
@@ -155,9 +103,10 @@ class Stack:
             ports=Ports.free(),
         ).start()
         try:
-            self.django = GunicornServer(
+            self.django = MeasuredServer(
                 workdir=self.tmp / "django",
                 s3=self.s3,
+                database_url=f"sqlite:///{self.tmp / 'django' / 'db.sqlite3'}",
                 workers=self.workers,
                 threads=self.threads,
                 extra_env=self.extra_env,

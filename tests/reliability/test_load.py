@@ -18,7 +18,6 @@ import hashlib
 import json
 import random
 import statistics
-import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -31,7 +30,7 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from tests.django_server import DjangoServer
+from tests.django_server import DjangoServer, GunicornServer
 from tests.pg import requires_postgresql
 from tests.s3server import seaweedfs  # noqa: F401  (fixture)
 from uploads.parts import MiB
@@ -53,36 +52,6 @@ for n in range({count}):
     keys.append(ApiToken.issue(user, name="load")[1])
 print("KEYS=" + json.dumps(keys))
 """
-
-
-@dataclass
-class GunicornServer(DjangoServer):
-    """The test server, served by gunicorn with DEBUG off, as docs/deployment.md runs it."""
-
-    workers: int = 3
-    threads: int = 8
-
-    @property
-    def access_log(self) -> Path:
-        return self.workdir / "access.log"
-
-    def command(self) -> list[str]:
-        return [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "project.wsgi:application",
-            f"--bind=127.0.0.1:{self.port}",
-            f"--workers={self.workers}",
-            f"--threads={self.threads}",
-            "--worker-class=gthread",
-            f"--access-logfile={self.access_log}",
-            # method, path, status, seconds taken
-            "--access-logformat=%(m)s %(U)s %(s)s %(L)s",
-            "--timeout=120",
-            # Longer than a client stays idle between two calls (a slow PUT to S3): otherwise
-            # gunicorn's 2 s default closes pooled connections just as a client reuses them,
-            # as no proxy in front of it would.
-            "--keep-alive=75",
-        ]
 
 
 @dataclass
@@ -208,16 +177,7 @@ def test_fifty_clients_upload_a_thousand_files_with_no_5xx_and_every_byte_intact
     seaweedfs,  # noqa: F811
     tmp_path,
 ):
-    server = GunicornServer(
-        tmp_path / "server",
-        seaweedfs,
-        extra_env={
-            "DJANGO_DEBUG": "false",
-            "DJANGO_SECURE_SSL_REDIRECT": "false",
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-            "UPLOADS_LOG_LEVEL": "WARNING",
-        },
-    ).start()
+    server = GunicornServer(tmp_path / "server", seaweedfs, workers=3, threads=8).start()
     try:
         script = _USERS.format(count=CLIENTS)
         out = server.manage("shell", "--no-imports", "-c", script)
