@@ -446,6 +446,26 @@ def test_an_uploaded_part_cannot_be_resigned_with_another_checksum(upload, owner
     assert UploadPart.objects.get(upload=upload, number=1).checksum == checksum
 
 
+@pytest.mark.parametrize(
+    ("batch", "clashing"),
+    [([1, 2, 3], [2]), ([2, 3], [2]), ([3, 1], []), ([1], []), ([3], [])],
+)
+def test_the_checksum_clash_check_looks_at_exactly_the_parts_of_the_batch(
+    upload, owner, storage, batch, clashing
+):
+    # Part 2 is uploaded; the batch signs its parts with checksums other than the stored ones.
+    services.sign_parts(upload, parts=[PartToSign(2, sha256_b64(part_bytes(upload, 2)))], by=owner)
+    services.record_parts(upload, parts=[ReportedPart(2, put(storage, upload, 2))], by=owner)
+    parts = [PartToSign(n, sha256_b64(b"other %d" % n)) for n in batch]
+
+    if clashing:
+        with pytest.raises(PartConflict) as caught:
+            services.sign_parts(upload, parts=parts, by=owner)
+        assert caught.value.extra == {"parts": clashing}
+    else:
+        assert [p.number for p in services.sign_parts(upload, parts=parts, by=owner)] == batch
+
+
 @pytest.mark.parametrize("trait", ["completing", "completed", "aborted", "expired", "failed"])
 def test_sign_parts_needs_an_uploading_upload(storage, trait):
     upload = UploadFactory(**{trait: True})
