@@ -896,6 +896,14 @@ export class UploadHandle {
       signal.throwIfAborted();
     } finally {
       clearTimeout(timer);
+      if (outerSignal.aborted && !this._cancelling && reports.length) {
+        // Paused: tell the server what S3 already holds, so that its view (the list of
+        // unfinished uploads, another device) is current. Best effort: a resume asks anyway.
+        const parts = reports.splice(0);
+        api(options, new AbortController().signal, "POST", `${this.upload.id}/parts/`, { parts }).catch(
+          () => {},
+        );
+      }
       run.abort(); // stops the hash-ahead pipeline when the run ends early
       outerSignal.removeEventListener("abort", forward);
     }

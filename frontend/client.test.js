@@ -711,6 +711,20 @@ describe("pause, resume and cancel", () => {
     assert.deepEqual(states, ["preparing", "uploading", "paused", "uploading", "completing", "completed"]);
   });
 
+  test("pause reports the parts that finished but were not reported yet", async () => {
+    const server = new FakePartwise({ partSize: 10 });
+    server.putHook = (put) => (put.number <= 2 ? undefined : new Promise(() => {}));
+    const options = server.options({ concurrency: 2, reportBatchSize: 100, reportInterval: 60_000 });
+    const handle = upload(makeFile(100), options);
+    await until(() => server.puts.length === 4, "parts 3 and 4 in flight");
+    assert.equal(server.callsTo("parts").length, 0, "nothing reported yet: the batch is not full");
+    handle.pause();
+    await until(() => server.callsTo("parts").length === 1, "a report on pause");
+    const reported = server.callsTo("parts")[0].body.parts.map((part) => part.number);
+    assert.deepEqual(reported.sort((a, b) => a - b), [1, 2]);
+    assert.equal(handle.state, "paused");
+  });
+
   test("cancel aborts the upload on the server and never reports a failure", async () => {
     const server = new FakePartwise({ partSize: 10 });
     server.putHook = (put) => (put.number === 1 ? undefined : new Promise(() => {}));

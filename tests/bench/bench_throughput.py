@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -371,6 +372,18 @@ def report(bench: Bench) -> None:
             f"{ratio:>8} {total:>10} {total * per_gib:>8.0f} {(total - reports) * per_gib:>19.1f} "
             f"{result['rss'] / MiB:>8.0f}MiB  {result['note']}"
         )
+    rounds = Counter(result["client"] for result in bench.results)
+    if max(rounds.values(), default=0) > 1:
+        # Rounds alternate the clients, so each median meets the same drifts of the machine.
+        medians = {
+            name: statistics.median(r["seconds"] for r in bench.results if r["client"] == name)
+            for name in rounds
+        }
+        base = medians.get("boto3")
+        print(f"\nmedian of {max(rounds.values())} rounds:")
+        for name, seconds in medians.items():
+            ratio = f"{base / seconds:.2f}" if base else "-"
+            print(f"{name:12} {seconds:>8.1f} {size / 1e6 / seconds:>7.0f} {ratio:>8}")
     print("\nDjango requests by route:")
     for result in bench.results:
         if result["routes"]:
