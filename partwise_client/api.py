@@ -51,11 +51,15 @@ class NotFound(PartwiseError):
 
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential backoff with full jitter: attempt n waits up to base * 2**n, at most cap."""
+    """Exponential backoff with full jitter: attempt n waits up to base * 2**n, at most cap.
 
-    attempts: int = 6
+    The default rides out an outage of about a minute (up to 2 min, 1 on average, of waiting
+    over 9 retries): a restart of S3 or of the server must not end a long upload.
+    """
+
+    attempts: int = 10
     base: float = 0.5
-    cap: float = 20.0
+    cap: float = 30.0
 
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         if retry_after and retry_after.isdigit():

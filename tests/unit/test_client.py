@@ -355,6 +355,15 @@ def test_stopping_interrupts_without_completing(big_file, monkeypatch):
     assert (server.puts, server.completed) == ([], [])
 
 
+def test_the_default_retries_ride_out_an_outage_of_about_a_minute():
+    backoff = Backoff()
+    longest = [min(backoff.cap, backoff.base * 2**n) for n in range(backoff.attempts - 1)]
+    # Full jitter waits half the longest on average: a SeaweedFS or server restart (10-20 s)
+    # is well inside it, and no single wait exceeds 30 s.
+    assert sum(longest) / 2 >= 55
+    assert max(longest) == 30
+
+
 def test_the_connection_pool_fits_the_threads():
     session = api_module.new_session(pool_size=8)
     assert session.get_adapter("http://x")._pool_maxsize == 8
