@@ -73,7 +73,7 @@ class ReportPartsInputSerializer(serializers.Serializer):
 
 
 # Signing and reporting are the calls a client makes per batch of parts, and DRF's nested
-# serializers cost ~10 us per field per part, more than presigning the part's URL. A body that
+# serializers cost as much CPU per part as presigning its URL (docs/performance.md). A body that
 # is already in canonical form (what every client sends) is read by `_canonical_parts` in a
 # single pass; anything else goes through the serializer, so every error, and every coercion
 # DRF would make (whitespace trimming, "12" strings refused, ...), is exactly the serializer's.
