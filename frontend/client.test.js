@@ -276,7 +276,8 @@ class FakePartwise {
       if (answer) return answer;
       onProgress?.(Math.floor(body.size / 2));
       const record = this.uploads.get(id);
-      const bytes = new Uint8Array(await body.arrayBuffer());
+      // A watchedFile's slice carries the real one: S3 reading it is not the client reading.
+      const bytes = new Uint8Array(await (body.untracked ?? body).arrayBuffer());
       if (this.clock > Number(expires)) {
         return { status: 403, etag: null, body: "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>" };
       }
@@ -303,6 +304,23 @@ class FakePartwise {
       action === "create" ? method === "POST" && path === "/api/uploads/" : path.endsWith(`/${action}/`),
     );
   }
+}
+
+/**
+ * A File whose slices are read through `read(blob)`; the part transport sends the real slice
+ * (`untracked`), so only the client's own reads (fingerprint, hashing) go through `read`.
+ */
+function watchedFile(file, read) {
+  return {
+    name: file.name,
+    size: file.size,
+    type: file.type,
+    lastModified: file.lastModified,
+    slice(start, end) {
+      const blob = file.slice(start, end);
+      return { size: blob.size, arrayBuffer: () => read(blob), untracked: blob };
+    },
+  };
 }
 
 describe("a fresh upload", () => {
@@ -407,39 +425,21 @@ describe("concurrency and memory", () => {
     let maxReading = 0;
     let heldBytes = 0;
     let maxHeldBytes = 0;
-    // A File whose slices count the bytes read into memory by arrayBuffer().
-    const tracked = {
-      name: file.name,
-      size: file.size,
-      type: file.type,
-      lastModified: file.lastModified,
-      slice(start, end) {
-        const blob = file.slice(start, end);
-        return {
-          size: blob.size,
-          arrayBuffer: async () => {
-            // The first two reads are the fingerprint's (at most 1 MiB each, one at a time).
-            if (++reads <= 2) return blob.arrayBuffer();
-            reading++;
-            heldBytes += blob.size;
-            maxReading = Math.max(maxReading, reading);
-            maxHeldBytes = Math.max(maxHeldBytes, heldBytes);
-            await tick();
-            const buffer = await blob.arrayBuffer();
-            reading--;
-            heldBytes -= blob.size;
-            return buffer;
-          },
-          untracked: blob,
-        };
-      },
-    };
-    const putPart = server.putPart;
-    const options = server.options({
-      concurrency: 2,
-      signBatchSize: 10,
-      putPart: (request) => putPart({ ...request, body: request.body.untracked }),
+    // Count the bytes read into memory by arrayBuffer().
+    const tracked = watchedFile(file, async (blob) => {
+      // The first two reads are the fingerprint's (at most 1 MiB each, one at a time).
+      if (++reads <= 2) return blob.arrayBuffer();
+      reading++;
+      heldBytes += blob.size;
+      maxReading = Math.max(maxReading, reading);
+      maxHeldBytes = Math.max(maxHeldBytes, heldBytes);
+      await tick();
+      const buffer = await blob.arrayBuffer();
+      reading--;
+      heldBytes -= blob.size;
+      return buffer;
     });
+    const options = server.options({ concurrency: 2, signBatchSize: 10 });
     await upload(tracked, options).promise;
     assert.ok(maxReading <= 2, `parts read at once: ${maxReading}`);
     assert.ok(maxHeldBytes <= 2 * 10, `bytes held at once: ${maxHeldBytes}`);
@@ -452,26 +452,14 @@ describe("batching", () => {
     const server = new FakePartwise({ partSize: 10 });
     const file = makeFile(200);
     let reads = 0;
-    const counted = {
-      name: file.name,
-      size: file.size,
-      type: file.type,
-      lastModified: file.lastModified,
-      slice(start, end) {
-        const blob = file.slice(start, end);
-        return { size: blob.size, arrayBuffer: () => (reads++, blob.arrayBuffer()), untracked: blob };
-      },
-    };
+    const counted = watchedFile(file, (blob) => (reads++, blob.arrayBuffer()));
     const gate = deferred();
     server.putHook = (put) => (put.number <= 2 ? gate.promise.then(() => undefined) : undefined);
-    const putPart = server.putPart;
-    const options = server.options({
-      concurrency: 2,
-      putPart: (request) => putPart({ ...request, body: request.body.untracked }),
-    });
+    const options = server.options({ concurrency: 2 });
+    const putPart = options.putPart;
     options.putPart = (request) => {
       server.clock += 100; // a measurable speed once parts move
-      return putPart({ ...request, body: request.body.untracked });
+      return putPart(request);
     };
     const handle = upload(counted, options);
     // Parts 1 and 2 are held while the pipeline hashes the whole file (2 fingerprint reads).
