@@ -81,3 +81,21 @@ class UploadPartFactory(factory.django.DjangoModelFactory):
     size = factory.LazyAttribute(lambda o: o.upload.plan.size_of(o.number))
     etag = factory.LazyAttribute(lambda o: _fake_etag(f"{o.upload.id}:{o.number}"))
     uploaded_at = factory.LazyFunction(timezone.now)
+
+
+def start_in_s3(owner, *, filename: str, data: bytes, put: bool = True) -> Upload:
+    """An upload started through the service (S3 knows it), its one part `data` PUT to S3 but
+    not reported: what a client leaves behind between its PUT and its report."""
+    from uploads import services
+
+    upload, _ = services.start_upload(owner=owner, filename=filename, size=len(data))
+    if put:
+        storage = services.get_storage()
+        storage.client.upload_part(
+            Bucket=storage.bucket,
+            Key=upload.key,
+            UploadId=upload.s3_upload_id,
+            PartNumber=1,
+            Body=data,
+        )
+    return upload

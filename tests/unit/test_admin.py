@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import formats, timezone
 
-from tests.factories import UploadFactory, UploadPartFactory, UserFactory
+from tests.factories import UploadFactory, UploadPartFactory, UserFactory, start_in_s3
 from uploads import services
 from uploads.models import Upload
 from uploads.storage import MultipartStorage
@@ -30,17 +30,7 @@ def detail_url(upload: Upload) -> str:
 
 def start(owner, *, put: bool = True) -> Upload:
     """An upload started in moto, its one part PUT to S3 but not reported."""
-    upload, _ = services.start_upload(owner=owner, filename="movie.mkv", size=len(DATA))
-    if put:
-        storage = services.get_storage()
-        storage.client.upload_part(
-            Bucket=storage.bucket,
-            Key=upload.key,
-            UploadId=upload.s3_upload_id,
-            PartNumber=1,
-            Body=DATA,
-        )
-    return upload
+    return start_in_s3(owner, filename="movie.mkv", data=DATA, put=put)
 
 
 def shown(response) -> set[str]:

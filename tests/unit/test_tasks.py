@@ -12,6 +12,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from project.celery import app as celery_app
+from tests.factories import start_in_s3
 from tests.webhook_receiver import WebhookReceiver, running_receiver
 from uploads import services, tasks, webhooks
 from uploads.exceptions import WebhookFailed
@@ -25,16 +26,7 @@ SECRET = "whsec-test-only"
 
 
 def start(owner) -> Upload:
-    upload, _ = services.start_upload(owner=owner, filename="data.csv", size=len(DATA))
-    storage = services.get_storage()
-    storage.client.upload_part(
-        Bucket=storage.bucket,
-        Key=upload.key,
-        UploadId=upload.s3_upload_id,
-        PartNumber=1,
-        Body=DATA,
-    )
-    return upload
+    return start_in_s3(owner, filename="data.csv", data=DATA)
 
 
 class Calls:
