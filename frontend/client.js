@@ -32,12 +32,13 @@ export const DEFAULT_OPTIONS = Object.freeze({
   /** Parts sent at the same time; also the most parts held in memory while hashing. */
   concurrency: 4,
   /**
-   * Most parts presigned per sign call (the server accepts up to UPLOADS_SIGN_BATCH_MAX).
-   * Parts are hashed ahead of sending and each sign call takes every part hashed so far (at
-   * least `concurrency`), never more than can be sent in half a URL's lifetime at the measured
-   * speed, so a GiB costs a few sign calls and a slow link never sees its URLs expire.
+   * Most parts presigned per sign call: at most the server's UPLOADS_SIGN_BATCH_MAX (1,000 by
+   * default; its system check warns below 100). Parts are hashed ahead of sending and each
+   * sign call takes every part hashed so far (at least `concurrency`), never more than can be
+   * sent in half a URL's lifetime at the measured speed, so a GiB costs a few sign calls and a
+   * slow link never sees its URLs expire.
    */
-  signBatchSize: 1000,
+  signBatchSize: 100,
   /** ETags are reported to the server in batches: when this many are waiting... */
   reportBatchSize: 64,
   /** ...or this many ms after the oldest waiting one finished (and always before completing). */

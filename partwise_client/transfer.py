@@ -31,10 +31,11 @@ from .fingerprint import fingerprint
 ProgressCallback = Callable[[int, int], None]  # (bytes_done, bytes_total), like oss2's
 RESUMABLE = "uploading"
 READ_BLOCK = 1024 * 1024  # bytes read from the file at a time, to hash or to send
-# Parts signed per call at most (the API's default limit): the hasher runs far ahead of the
-# network, so a GiB usually takes two sign calls. URLs that would expire before their turn are
-# signed again, again in one call for all of them.
-SIGN_BATCH = 1000
+# Parts signed per call at most: the hasher runs far ahead of the network, so a GiB (128 parts
+# of 8 MiB) takes two sign calls. 100 stays within any server's UPLOADS_SIGN_BATCH_MAX (its
+# system check warns below 100). URLs that would expire before their turn are signed again,
+# in one call for all of them.
+SIGN_BATCH = 100
 MAX_SIGN_BATCH = 1000  # the API's limit per sign call
 SIGN_WAIT = 0.2  # seconds a sign call waits for the hasher to fill its batch
 EXPIRY_MARGIN = 60.0  # seconds before expires_at a URL is no longer handed out

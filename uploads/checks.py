@@ -11,10 +11,17 @@ from .parts import MAX_PART_SIZE, MIN_PART_SIZE
 E001_BUCKET_MISSING = "UPLOADS_BUCKET is empty: set it to the bucket that holds uploads."
 E002_PART_SIZE = f"UPLOADS_PART_SIZE must be between {MIN_PART_SIZE} and {MAX_PART_SIZE} bytes."
 E003_PREFIX = "UPLOADS_KEY_PREFIX must be non-empty and end with '/'."
+# The most parts the bundled clients (frontend/client.js, partwise_client) sign per call.
+CLIENT_SIGN_BATCH = 100
 W001_UNKNOWN_SETTING = "Unknown setting {name}: it has no effect (a typo?)."
 W002_WEBHOOK_UNSIGNED = (
     "UPLOADS_WEBHOOK_URL is set but UPLOADS_WEBHOOK_SECRET is empty: the events are signed "
     "with an empty key, so the receiver cannot tell them from forged ones."
+)
+W003_SIGN_BATCH_SMALL = (
+    "UPLOADS_SIGN_BATCH_MAX is below 100: the browser and Python clients sign up to 100 parts "
+    "per call by default, so their uploads would be refused; lower their signBatchSize / "
+    "sign_batch too."
 )
 
 
@@ -30,6 +37,8 @@ def check_upload_settings(app_configs: Any = None, **kwargs: Any) -> list:
     if not prefix or not prefix.endswith("/"):
         # An empty prefix would let cleanup touch every multipart upload in the bucket.
         problems.append(Error(E003_PREFIX, id="uploads.E003"))
+    if settings.UPLOADS_SIGN_BATCH_MAX < CLIENT_SIGN_BATCH:
+        problems.append(Warning(W003_SIGN_BATCH_SMALL, id="uploads.W003"))
     if settings.UPLOADS_WEBHOOK_URL and not settings.UPLOADS_WEBHOOK_SECRET:
         problems.append(Warning(W002_WEBHOOK_UNSIGNED, id="uploads.W002"))
     for name in dir(settings):

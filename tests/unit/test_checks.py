@@ -25,6 +25,7 @@ def test_the_test_settings_pass(settings):
         ({"UPLOADS_KEY_PREFIX": ""}, "uploads.E003"),
         ({"UPLOADS_KEY_PREFIX": "uploads"}, "uploads.E003"),
         ({"UPLOADS_STALE_AFTERR": 3600}, "uploads.W001"),
+        ({"UPLOADS_SIGN_BATCH_MAX": 99}, "uploads.W003"),
         (
             {"UPLOADS_WEBHOOK_URL": "https://app.example/hooks", "UPLOADS_WEBHOOK_SECRET": ""},
             "uploads.W002",
