@@ -4,6 +4,7 @@ Uploads made here exist only in the database (their S3 upload id is made up); te
 S3 to know an upload start it through `services.start_upload` against moto.
 """
 
+import base64
 import hashlib
 import uuid
 from datetime import timedelta
@@ -83,13 +84,26 @@ class UploadPartFactory(factory.django.DjangoModelFactory):
     uploaded_at = factory.LazyFunction(timezone.now)
 
 
-def start_in_s3(owner, *, filename: str, data: bytes, put: bool = True) -> Upload:
+def start_in_s3(
+    owner, *, filename: str, data: bytes, put: bool = True, checksum: bool = False
+) -> Upload:
     """An upload started through the service (S3 knows it), its one part `data` PUT to S3 but
-    not reported: what a client leaves behind between its PUT and its report."""
+    not reported: what a client leaves behind between its PUT and its report. With
+    `checksum`, the upload declares SHA-256 and the part is signed and sent with its own."""
     from uploads import services
 
-    upload, _ = services.start_upload(owner=owner, filename=filename, size=len(data))
+    upload, _ = services.start_upload(
+        owner=owner,
+        filename=filename,
+        size=len(data),
+        checksum_algorithm="SHA256" if checksum else "",
+    )
     if put:
+        extra = {}
+        if checksum:
+            digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+            services.sign_parts(upload, parts=[services.PartToSign(1, digest)], by=owner)
+            extra = {"ChecksumSHA256": digest}
         storage = services.get_storage()
         storage.client.upload_part(
             Bucket=storage.bucket,
@@ -97,5 +111,6 @@ def start_in_s3(owner, *, filename: str, data: bytes, put: bool = True) -> Uploa
             UploadId=upload.s3_upload_id,
             PartNumber=1,
             Body=data,
+            **extra,
         )
     return upload

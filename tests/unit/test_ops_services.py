@@ -14,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from tests.factories import UploadFactory
+from tests.factories import UploadFactory, start_in_s3
 from uploads import services
 from uploads.exceptions import InvalidInput, StorageFailed
 from uploads.models import Upload, UploadPart
@@ -27,27 +27,7 @@ DATA = b"partwise " * 200
 
 def start(owner, data: bytes = DATA, *, checksum: bool = False, put: bool = True) -> Upload:
     """An upload started in S3 (moto) with its single part PUT (not reported)."""
-    upload, _ = services.start_upload(
-        owner=owner,
-        filename="report.pdf",
-        size=len(data),
-        checksum_algorithm="SHA256" if checksum else "",
-    )
-    if put:
-        digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
-        if checksum:
-            services.sign_parts(upload, parts=[services.PartToSign(1, digest)], by=owner)
-        storage = services.get_storage()
-        extra = {"ChecksumSHA256": digest} if checksum else {}
-        storage.client.upload_part(
-            Bucket=storage.bucket,
-            Key=upload.key,
-            UploadId=upload.s3_upload_id,
-            PartNumber=1,
-            Body=data,
-            **extra,
-        )
-    return upload
+    return start_in_s3(owner, filename="report.pdf", data=data, put=put, checksum=checksum)
 
 
 def completed(owner, data: bytes = DATA, *, checksum: bool = False) -> Upload:
