@@ -91,6 +91,7 @@ def start_in_s3(
     not reported: what a client leaves behind between its PUT and its report. With
     `checksum`, the upload declares SHA-256 and the part is signed and sent with its own."""
     from uploads import services
+    from uploads.storage import get_storage
 
     upload, _ = services.start_upload(
         owner=owner,
@@ -102,9 +103,9 @@ def start_in_s3(
         extra = {}
         if checksum:
             digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
-            services.sign_parts(upload, parts=[services.PartToSign(1, digest)], by=owner)
+            services.sign_parts(upload, parts=[services.PartToSign(1, checksum=digest)], by=owner)
             extra = {"ChecksumSHA256": digest}
-        storage = services.get_storage()
+        storage = get_storage()
         storage.client.upload_part(
             Bucket=storage.bucket,
             Key=upload.key,

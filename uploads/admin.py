@@ -3,7 +3,8 @@
 Read-only for everything S3-bound: no adding, editing or deleting rows (a deleted row would
 leave its S3 upload an orphan, an edited status would lie about S3). Each action calls one
 service and reports a count. A second page lists orphans: multipart uploads under
-UPLOADS_KEY_PREFIX that no live row owns. Reads of S3 go through the services too.
+UPLOADS_KEY_PREFIX that no live row owns. Reads come from the selectors, changes from the
+services: no rule of its own lives here.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, IntegerField, Q, QuerySet, Value
+from django.db.models import IntegerField, QuerySet, Value
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
@@ -23,10 +24,10 @@ from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince, timeuntil
 
-from . import services
+from . import selectors, services
 from .conf import upload_settings
 from .exceptions import StorageFailed
-from .models import Upload, UploadPart
+from .models import Upload
 
 Status = Upload.Status
 PARTS_SHOWN = 1000  # recorded parts listed on the detail page; the rest are counted
@@ -34,13 +35,6 @@ PARTS_SHOWN = 1000  # recorded parts listed on the detail page; the rest are cou
 
 def _uploads(count: int) -> str:
     return f"{count} upload" if count == 1 else f"{count} uploads"
-
-
-def _stale_q() -> Q:
-    # Past its expiry and still expirable: the next expiry sweep aborts it.
-    return Q(
-        status__in=services.EXPIRABLE, completed_at__isnull=True, expires_at__lt=timezone.now()
-    )
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -86,9 +80,9 @@ class StaleFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
         if self.value() == "yes":
-            return queryset.filter(_stale_q())
+            return queryset.filter(selectors.stale())
         if self.value() == "no":
-            return queryset.exclude(_stale_q())
+            return queryset.exclude(selectors.stale())
         return None
 
 
@@ -153,7 +147,7 @@ class UploadAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # S3's abort date needs the bucket's lifecycle rule: read once per request.
         if not hasattr(request, "_partwise_lifecycle_days"):
-            request._partwise_lifecycle_days = services.lifecycle_abort_days()  # type: ignore[attr-defined]
+            request._partwise_lifecycle_days = selectors.lifecycle_abort_days()  # type: ignore[attr-defined]
         days = request._partwise_lifecycle_days  # type: ignore[attr-defined]
         return (
             super()
@@ -195,7 +189,7 @@ class UploadAdmin(admin.ModelAdmin):
 
     @admin.display(description="expiry", ordering="expires_at")
     def expiry(self, obj: Upload) -> str:
-        if obj.status not in services.EXPIRABLE or obj.completed_at:
+        if obj.status not in Upload.EXPIRABLE or obj.completed_at:
             return "—"
         if obj.expires_at <= timezone.now():
             return f"stale for {timesince(obj.expires_at)}"
@@ -207,18 +201,18 @@ class UploadAdmin(admin.ModelAdmin):
         if days is None or obj.status not in Upload.INCOMPLETE or obj.completed_at:
             return None
         # S3 counts from its own initiation time, which is created_at to within a request.
-        when = services.lifecycle_abort_date(obj.created_at, days)
+        when = selectors.lifecycle_abort_date(obj.created_at, days)
         return formats.localize(timezone.localtime(when))
 
     # --- the changelist's counts, the detail page's parts -----------------------------------
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        counts = dict(Upload.objects.order_by().values_list("status").annotate(count=Count("pk")))
+        counts = selectors.status_counts()
         extra_context = {
             **(extra_context or {}),
             "status_counts": [
-                (value, label, counts.get(value, 0)) for value, label in Status.choices
+                (value, label, counts[value]) for value, label in Status.choices
             ],
             "can_operate": self.has_operate_permission(request),
         }
@@ -234,20 +228,13 @@ class UploadAdmin(admin.ModelAdmin):
         extra_context = dict(extra_context or {})
         upload = self.get_object(request, object_id)
         if upload is not None:
-            parts = UploadPart.objects.filter(upload=upload).order_by("number")
-            extra_context["recorded_parts"] = list(parts[:PARTS_SHOWN])
-            extra_context["parts_total"] = parts.count()
+            recorded, total = selectors.recorded_parts(upload, limit=PARTS_SHOWN)
+            extra_context["recorded_parts"], extra_context["parts_total"] = recorded, total
             if request.GET.get("live"):
                 try:
-                    stored = services.list_stored_parts(upload)
+                    extra_context["live_parts"] = selectors.live_parts(upload, recorded)
                 except StorageFailed as error:
                     self.message_user(request, f"S3: {error.detail}", messages.ERROR)
-                else:
-                    recorded = {part.number: part for part in extra_context["recorded_parts"]}
-                    extra_context["live_parts"] = [
-                        (part, part.number in recorded and recorded[part.number].etag == part.etag)
-                        for part in stored
-                    ]
         return super().change_view(request, object_id, form_url, extra_context)
 
     # --- actions ----------------------------------------------------------------------------
@@ -299,10 +286,10 @@ class UploadAdmin(admin.ModelAdmin):
             targets = []
             for value in request.POST.getlist("orphan"):
                 try:
-                    key, upload_id = json.loads(value)
+                    key, s3_upload_id = json.loads(value)
                 except (ValueError, TypeError):
                     continue
-                targets.append((str(key), str(upload_id)))
+                targets.append((str(key), str(s3_upload_id)))
             try:
                 aborted = services.abort_orphans(targets)
             except StorageFailed as error:
@@ -328,7 +315,7 @@ class UploadAdmin(admin.ModelAdmin):
             "orphans": [
                 {
                     "orphan": orphan,
-                    "value": json.dumps([orphan.key, orphan.upload_id]),
+                    "value": json.dumps([orphan.key, orphan.s3_upload_id]),
                     "age": timesince(orphan.initiated),
                     "past_grace": orphan.age >= grace,
                     "row_url": reverse("admin:uploads_upload_change", args=[orphan.upload_pk])

@@ -7,4 +7,6 @@ class UploadsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, storage  # noqa: F401  (registers checks and the setting_changed hook)
+        # Registers the system checks, the storage's setting_changed hook and the tasks'
+        # upload_completed receivers.
+        from . import checks, storage, tasks  # noqa: F401

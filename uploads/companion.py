@@ -44,7 +44,7 @@ from .api.authentication import CsrfSessionAuthentication
 from .api.serializers import StrictIntegerField
 from .api.views import ERRORS, get_own_upload
 from .conf import upload_settings
-from .exceptions import InvalidInput, UploadConflict, UploadError
+from .exceptions import InvalidInput, KeyMismatch, MultipartRequired
 from .models import Upload
 from .parts import MAX_PARTS
 from .tokens.authentication import NamedTokenAuthentication
@@ -57,19 +57,6 @@ KEY_PARAMETER = OpenApiParameter(
     required=False,
     description="The key returned at creation; checked when sent (Uppy always sends it).",
 )
-
-
-class MultipartRequired(UploadError):
-    code = "multipart_required"
-    default_detail = (
-        "Partwise accepts multipart uploads only: configure @uppy/aws-s3 with "
-        "shouldUseMultipart: true."
-    )
-
-
-class KeyMismatch(UploadError):
-    code = "key_mismatch"
-    default_detail = "The key does not belong to this upload."
 
 
 # --- authentication --------------------------------------------------------------------------
@@ -211,7 +198,7 @@ class CompanionUploadApi(CompanionApi):
         summary="Uppy: the parts S3 holds (reconciled), as S3 Part objects",
     )
     def get(self, request: Request, upload_id: str) -> Response:
-        upload = services.upload_status(self.own_upload(request, upload_id), by=request.user)
+        upload = services.sync_upload_parts(self.own_upload(request, upload_id), by=request.user)
         parts = [
             {
                 "PartNumber": part.number,
@@ -298,23 +285,11 @@ class CompanionCompleteApi(CompanionApi):
         upload = self.own_upload(request, upload_id)
         data = CompanionCompleteInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        if upload.status == Upload.Status.UPLOADING:  # a repeated complete answers the same
-            # Recording Uppy's ETags first makes completion compare them with S3's parts.
-            reported = [
-                services.ReportedPart(number=part["PartNumber"], etag=part["ETag"])
-                for part in data.validated_data["parts"]
-            ]
-            batch = upload_settings().sign_batch_max
-            try:
-                for start in range(0, len(reported), batch):
-                    services.record_parts(
-                        upload, parts=reported[start : start + batch], by=request.user
-                    )
-            except UploadConflict:
-                # A racing complete got there first: its outcome is this call's answer too.
-                if upload.status not in (Upload.Status.COMPLETING, Upload.Status.COMPLETED):
-                    raise
-        upload = services.complete_upload(upload, by=request.user)
+        reported = [
+            services.ReportedPart(number=part["PartNumber"], etag=part["ETag"])
+            for part in data.validated_data["parts"]
+        ]
+        upload = services.record_parts_and_complete(upload, parts=reported, by=request.user)
         location = request.build_absolute_uri(reverse("uploads:detail", args=[upload.pk]))
         return Response(
             {"location": location, "key": upload.key, "bucket": upload_settings().bucket}

@@ -1,4 +1,4 @@
-"""The one error vocabulary of the upload services.
+"""Every error the app raises: one hierarchy under UploadError.
 
 Each class carries an HTTP `status_code` and a stable snake_case `code` that clients switch on;
 uploads/api/errors.py is the single place that turns them into JSON responses. DRF is not
@@ -81,6 +81,12 @@ class PartMismatch(UploadConflict):
 
 
 class StorageFailed(UploadError):
+    """S3 could not do what was asked; `s3_code` is S3's own error code ("" if unreachable).
+
+    Only `uploads/storage/` raises the storage errors, and only it reads S3's codes: the rest
+    of the app decides by class.
+    """
+
     status_code = 502
     code = "storage_failed"
     default_detail = "The storage service failed."
@@ -90,8 +96,43 @@ class StorageFailed(UploadError):
         self.s3_code = s3_code
 
 
+class StorageBusy(StorageFailed):
+    """S3 answered "not now" (throttled, an internal error, unavailable): a retry may succeed."""
+
+
+class StorageRefused(StorageFailed):
+    """S3 looked at the request and said no (e.g. a part it does not accept): final."""
+
+
+class UploadGone(StorageRefused):
+    """S3 no longer has the multipart upload (aborted, expired by the lifecycle rule) or key."""
+
+
 class CompletionUnknown(StorageFailed):
     """S3 did not say whether CompleteMultipartUpload took effect; a HEAD settles it."""
+
+
+# --- the Uppy/Companion layer ----------------------------------------------------------------
+class MultipartRequired(UploadError):
+    code = "multipart_required"
+    default_detail = (
+        "Partwise accepts multipart uploads only: configure @uppy/aws-s3 with "
+        "shouldUseMultipart: true."
+    )
+
+
+class KeyMismatch(UploadError):
+    code = "key_mismatch"
+    default_detail = "The key does not belong to this upload."
+
+
+# --- request parsing -------------------------------------------------------------------------
+class RequestTooLarge(UploadError):
+    """A request body over DATA_UPLOAD_MAX_MEMORY_SIZE (also a chunked one)."""
+
+    status_code = 413
+    code = "request_too_large"
+    default_detail = "The request body is too large."
 
 
 class WebhookFailed(UploadError):
@@ -100,3 +141,22 @@ class WebhookFailed(UploadError):
     status_code = 502
     code = "webhook_failed"
     default_detail = "The webhook could not be delivered."
+
+
+# --- API tokens (uploads/tokens) ---------------------------------------------------------------
+class InvalidCredentials(UploadError):
+    """A token login with a wrong password, or for an unknown or inactive user: one answer for all.
+
+    A 401: the login view (uploads/api/tokens.py) adds its `WWW-Authenticate` challenge.
+    """
+
+    status_code = 401
+    code = "invalid_credentials"
+    default_detail = "Unable to log in with the username and password given."
+
+
+class TooManyTokens(UploadConflict):
+    """The user holds MAX_TOKENS_PER_USER tokens (uploads/tokens/models.py) already."""
+
+    code = "too_many_tokens"
+    default_detail = "This user has too many tokens: revoke unused ones first."

@@ -1,10 +1,15 @@
-"""Upload and UploadPart: the data and its invariants. No S3, no flow: see services.py."""
+"""Upload and UploadPart: the data and its invariants. No S3, no flow: see services/."""
 
+from __future__ import annotations
+
+import json
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models, router
 from django.db.models import Q
 
 from .parts import PartPlan
@@ -32,6 +37,10 @@ class Upload(models.Model):
     Status = UploadStatus
     Verification = Verification
     INCOMPLETE = (Status.UPLOADING, Status.COMPLETING, Status.FAILED)
+    # Statuses that expiry and "extend expiry" act on, while no object was ever completed.
+    EXPIRABLE = (Status.UPLOADING, Status.FAILED)
+    # Rows that still own their S3 multipart upload (or its object): never orphans.
+    OWNING = (Status.UPLOADING, Status.COMPLETING, Status.FAILED, Status.COMPLETED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
@@ -98,14 +107,153 @@ class Upload(models.Model):
             return None
         return PartPlan(size=self.size, part_size=self.part_size, part_count=self.part_count)
 
-    @property
-    def is_planned(self) -> bool:
-        return self.plan is not None
-
     def refresh_status(self) -> None:
         self.refresh_from_db(
             fields=["status", "etag", "checksum", "completed_at", "failure_reason", "size"]
         )
+
+
+# --- the part upsert -------------------------------------------------------------------------
+# Write many UploadPart rows of one upload in ONE SQL statement, whatever their number.
+#
+# Django's `bulk_create(update_conflicts=True)` splits its INSERT into batches of
+# max_query_params // fields rows: on SQLite (999 parameters) a sign or report call of 1,000
+# parts took 8 statements. Here the rows travel as one JSON parameter and the database unpacks
+# them (`json_each` on SQLite, `json_to_recordset` on PostgreSQL) inside a single
+# `INSERT … SELECT … ON CONFLICT (upload_id, number) DO UPDATE`: one statement, two parameters.
+# Other databases get `bulk_create`, which is correct but batched.
+#
+# Only the services call it (`UploadPart.objects.upsert`): they decide what to write; this
+# only knows how.
+# Every column a part row has besides its id, in insert order, with its value when not given.
+COLUMNS = ("number", "size", "etag", "checksum", "signed_at", "uploaded_at")
+DEFAULTS: dict[str, Any] = {
+    "size": None,
+    "etag": "",
+    "checksum": "",
+    "signed_at": None,
+    "uploaded_at": None,
+}
+# Databases whose JSON functions unpack the rows; others get bulk_create's batches.
+ONE_STATEMENT_VENDORS = ("sqlite", "postgresql")
+# How PostgreSQL reads each JSON field (json_to_recordset needs the column types).
+_PG_TYPES = {
+    "number": "integer",
+    "size": "bigint",
+    "etag": "text",
+    "checksum": "text",
+    "signed_at": "timestamp with time zone",
+    "uploaded_at": "timestamp with time zone",
+}
+
+
+def _upsert(upload: Upload, rows: Iterable[Mapping[str, Any]], *, update: Sequence[str]) -> None:
+    """Insert the parts `rows` (dicts with "number" and any of COLUMNS) of `upload`; a part
+    that exists already gets only the `update` columns from its row, the rest is kept.
+
+    Columns missing from a row get DEFAULTS on insert. Part numbers must be unique in `rows`.
+    """
+    rows = list(rows)
+    if not rows:
+        return
+    unknown = set(update) - set(COLUMNS[1:])
+    if unknown:
+        raise ValueError(f"unknown part columns: {sorted(unknown)}")
+    connection = connections[router.db_for_write(_part_model())]
+    vendor = connection.vendor
+    if vendor not in ONE_STATEMENT_VENDORS:
+        _bulk_create(upload, rows, update)
+        return
+    prepared: dict[tuple[str, Any], Any] = {}  # a batch shares one timestamp: convert it once
+    payload = json.dumps(
+        [
+            {
+                name: _db_value(name, row.get(name, DEFAULTS.get(name)), connection, prepared)
+                for name in COLUMNS
+            }
+            for row in rows
+        ],
+        separators=(",", ":"),
+    )
+    upload_pk = upload._meta.pk.get_db_prep_value(upload.pk, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(_statement(connection, tuple(update)), [upload_pk, payload])
+
+
+def _db_value(name: str, value: Any, connection: Any, prepared: dict[tuple[str, Any], Any]) -> Any:
+    """The value as the database stores it, in JSON (datetimes as text the backend reads)."""
+    if not isinstance(value, datetime):
+        return value  # numbers and text go as they are; None is null
+    key = (name, value)
+    if key not in prepared:
+        stored = _part_meta().get_field(name).get_db_prep_value(value, connection)
+        prepared[key] = stored.isoformat() if isinstance(stored, datetime) else stored
+    return prepared[key]
+
+
+_statements: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
+def _statement(connection: Any, update: tuple[str, ...]) -> str:
+    """The upsert's SQL. Only names from COLUMNS and the model go into it; values are parameters."""
+    vendor = connection.vendor
+    cached = _statements.get((vendor, update))
+    if cached is not None:
+        return cached
+    quote = connection.ops.quote_name
+    meta = _part_meta()
+    table = quote(meta.db_table)
+    upload_column = quote(meta.get_field("upload").column)
+    columns = [quote(meta.get_field(name).column) for name in COLUMNS]
+    if vendor == "sqlite":
+        # `WHERE true`: without a WHERE, SQLite reads ON CONFLICT as a join constraint.
+        selected = ", ".join(f"json_extract(value, '$.{name}')" for name in COLUMNS)
+        source = f"SELECT %s, {selected} FROM json_each(%s) WHERE true"  # noqa: S608
+    else:
+        record = ", ".join(f"{name} {_PG_TYPES[name]}" for name in COLUMNS)
+        selected = ", ".join(f"r.{name}" for name in COLUMNS)
+        source = f"SELECT %s, {selected} FROM json_to_recordset(%s::json) AS r({record})"  # noqa: S608
+    if update:
+        assignments = ", ".join(
+            f"{quote(meta.get_field(name).column)} = excluded.{quote(meta.get_field(name).column)}"
+            for name in update
+        )
+        conflict = f"DO UPDATE SET {assignments}"
+    else:
+        conflict = "DO NOTHING"
+    sql = (
+        f"INSERT INTO {table} ({upload_column}, {', '.join(columns)}) {source} "
+        f"ON CONFLICT ({upload_column}, {quote(meta.get_field('number').column)}) {conflict}"
+    )
+    _statements[(vendor, update)] = sql
+    return sql
+
+
+def _bulk_create(upload: Upload, rows: list[Mapping[str, Any]], update: Sequence[str]) -> None:
+    objects = [_part_model()(upload=upload, **{**DEFAULTS, **row}) for row in rows]
+    if update:
+        _part_model().objects.bulk_create(
+            objects, update_conflicts=True, unique_fields=["upload", "number"], update_fields=update
+        )
+    else:
+        _part_model().objects.bulk_create(objects, ignore_conflicts=True)
+
+
+def _part_model() -> type[UploadPart]:
+    return UploadPart
+
+
+def _part_meta() -> Any:
+    return UploadPart._meta
+
+
+class UploadPartManager(models.Manager["UploadPart"]):
+    def upsert(
+        self, upload: Upload, rows: Iterable[Mapping[str, Any]], *, update: Sequence[str]
+    ) -> None:
+        """Insert the parts `rows` (dicts with "number" and any of COLUMNS) of `upload` in one
+        statement; a part that exists already gets only the `update` columns from its row."""
+        _upsert(upload, rows, update=update)
 
 
 class UploadPart(models.Model):
@@ -119,6 +267,8 @@ class UploadPart(models.Model):
     signed_at = models.DateTimeField(null=True, blank=True)
     uploaded_at = models.DateTimeField(null=True, blank=True)
 
+    objects = UploadPartManager()
+
     class Meta:
         ordering = ["number"]
         constraints = [
@@ -130,10 +280,6 @@ class UploadPart(models.Model):
 
     def __str__(self) -> str:
         return f"part {self.number} of {self.upload_id}"
-
-    @property
-    def is_uploaded(self) -> bool:
-        return bool(self.etag)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -4,7 +4,8 @@ No Django, no I/O. The limits are S3's, from
 https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html
 """
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
+from datetime import datetime
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -59,3 +60,51 @@ def plan_parts(size: int, preferred_part_size: int) -> PartPlan:
     part_size = max(preferred_part_size, smallest)
     part_count = -(-size // part_size)
     return PartPlan(size=size, part_size=part_size, part_count=part_count)
+
+
+# --- a part's life, in the words services and storage share ---------------------------------
+# planned (PartPlan.size_of) -> to sign -> signed -> reported (by the client) -> stored (in S3).
+@dataclass(frozen=True)
+class PartToSign:
+    """A part to presign: its number, and the exact length and SHA-256 the URL binds."""
+
+    number: int
+    _: KW_ONLY
+    size: int | None = None  # None: unplanned (Uppy-started) uploads sign no length
+    checksum: str = ""  # base64 SHA-256, "" for none
+
+
+@dataclass(frozen=True)
+class SignedPart:
+    """A presigned UploadPart URL and exactly the headers the client must send with it."""
+
+    number: int
+    url: str
+    method: str
+    headers: dict[str, str]
+    size: int | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ReportedPart:
+    """What a client says it uploaded: only progress until completion checks it against S3."""
+
+    number: int
+    etag: str
+    checksum: str = ""
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    """A part as S3 holds it (ListParts), and as CompleteMultipartUpload is given it."""
+
+    number: int
+    size: int
+    etag: str
+    checksum: str = ""
+
+
+def normalize_etag(etag: str) -> str:
+    """ETags compare without their surrounding quotes (Uppy 6 strips them, Uppy 5 keeps them)."""
+    return etag.strip().strip('"')

@@ -1,9 +1,9 @@
 """Celery tasks: each fetches what it needs and calls one service (or the webhook sender).
 
 Retries and logging live here; every rule lives in the services, which tests call directly.
-`expire_stale_uploads` and `reconcile_orphans` run from beat (CELERY_BEAT_SCHEDULE in settings);
-`verify_upload` is queued by `complete_upload` once the completion commits, and
-`deliver_webhook` by the `upload_completed` receiver in signals.py.
+`expire_stale_uploads` and `reconcile_orphans` run from beat (CELERY_BEAT_SCHEDULE in settings).
+`verify_upload` and `deliver_webhook` are queued by the `upload_completed` receivers below:
+services send the signal once a completion commits and never import this module.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ import logging
 from typing import Any
 
 from celery import shared_task
+from django.dispatch import receiver
 
 from . import services, webhooks
 from .conf import upload_settings
 from .exceptions import StorageFailed, WebhookFailed
 from .models import Upload
+from .signals import upload_completed
 
 logger = logging.getLogger(__name__)
 
@@ -54,3 +56,22 @@ def deliver_webhook(event: dict[str, Any]) -> int:
     """POST a signed event to UPLOADS_WEBHOOK_URL; returns the receiver's status."""
     conf = upload_settings()
     return webhooks.deliver(event, url=conf.webhook_url, secret=conf.webhook_secret)
+
+
+# --- subscribers to `upload_completed` (sent after the completion commits) --------------------
+@receiver(upload_completed, dispatch_uid="uploads.tasks.schedule_verification")
+def schedule_verification(sender: Any, upload: Upload, **kwargs: Any) -> None:
+    """Queue the second look at the completed object."""
+    verify_upload.delay(str(upload.pk))
+
+
+@receiver(upload_completed, dispatch_uid="uploads.tasks.schedule_webhook")
+def schedule_webhook(sender: Any, upload: Upload, **kwargs: Any) -> None:
+    """Queue the webhook delivery, when one is configured (Celery retries it with backoff)."""
+    conf = upload_settings()
+    if not conf.webhook_url:
+        return
+    if not conf.webhook_secret:
+        logger.error("UPLOADS_WEBHOOK_URL is set without UPLOADS_WEBHOOK_SECRET: not sent")
+        return
+    deliver_webhook.delay(webhooks.completed_event(upload))

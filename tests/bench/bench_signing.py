@@ -28,12 +28,12 @@ def in_process(stack: Stack, seconds: float) -> None:
     import os
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-    from uploads.storage import MultipartStorage, PartToPresign
+    from uploads.storage import MultipartStorage, PartToSign
 
     client = stack.boto3_client()
     storage = MultipartStorage(client, "bench")
     key, upload_id = "uploads/bench/file.bin", "upload-id"
-    parts = [PartToPresign(n, 8 * MiB, CHECKSUM) for n in range(1, 101)]
+    parts = [PartToSign(n, size=8 * MiB, checksum=CHECKSUM) for n in range(1, 101)]
 
     def boto3_batch() -> None:
         for part in parts:

@@ -12,7 +12,7 @@ import os
 import pytest
 import requests
 
-from uploads.storage import PartToPresign
+from uploads.storage import PartToSign
 
 pytestmark = pytest.mark.integration
 KEY = "uploads/fast-presign/data.bin"
@@ -37,7 +37,7 @@ def put(signed, body: bytes) -> requests.Response:
 def test_a_batch_of_fast_signed_urls_is_accepted_part_by_part(real_s3, s3_upload):
     bodies = {number: os.urandom(SIZE) for number in range(1, 21)}
     parts = [
-        PartToPresign(number, SIZE, sha256_b64(body) if number % 2 else "")
+        PartToSign(number, size=SIZE, checksum=sha256_b64(body) if number % 2 else "")
         for number, body in bodies.items()
     ]
     signed = real_s3.presign_upload_parts(KEY, s3_upload, parts, expires_in=300)
@@ -55,7 +55,7 @@ def test_a_batch_of_fast_signed_urls_is_accepted_part_by_part(real_s3, s3_upload
 )
 def test_a_fast_signed_url_refuses_a_body_of_another_length(real_s3, s3_upload, length):
     [signed] = real_s3.presign_upload_parts(
-        KEY, s3_upload, [PartToPresign(1, SIZE)], expires_in=300
+        KEY, s3_upload, [PartToSign(1, size=SIZE)], expires_in=300
     )
     response = put(signed, os.urandom(length))
     assert response.status_code in {400, 403}, (response.status_code, response.text)
@@ -66,7 +66,7 @@ def test_a_fast_signed_url_refuses_a_body_of_another_length(real_s3, s3_upload, 
 def test_a_fast_signed_url_refuses_a_body_with_another_checksum(real_s3, s3_upload):
     body = os.urandom(SIZE)
     [signed] = real_s3.presign_upload_parts(
-        KEY, s3_upload, [PartToPresign(1, SIZE, sha256_b64(body))], expires_in=300
+        KEY, s3_upload, [PartToSign(1, size=SIZE, checksum=sha256_b64(body))], expires_in=300
     )
     response = put(signed, os.urandom(SIZE))
     assert response.status_code in {400, 403}, (response.status_code, response.text)
@@ -76,7 +76,7 @@ def test_a_fast_signed_url_refuses_a_body_with_another_checksum(real_s3, s3_uplo
 
 def test_a_fast_signed_url_edited_to_name_another_part_is_refused(real_s3, s3_upload):
     [signed] = real_s3.presign_upload_parts(
-        KEY, s3_upload, [PartToPresign(1, SIZE)], expires_in=300
+        KEY, s3_upload, [PartToSign(1, size=SIZE)], expires_in=300
     )
     edited = signed.url.replace("partNumber=1&", "partNumber=2&")
     assert edited != signed.url

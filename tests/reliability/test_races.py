@@ -155,7 +155,7 @@ def clients(server, token) -> tuple[Client, Client]:
 
 
 def objects_in_flight(storage: MultipartStorage, key: str) -> list[str]:
-    return [item.upload_id for item in storage.list_multipart_uploads(key)]
+    return [item.s3_upload_id for item in storage.list_multipart_uploads(key)]
 
 
 # --- two completes ---------------------------------------------------------------------------
@@ -393,4 +393,4 @@ def test_two_creates_with_the_same_client_token_at_once_make_one_upload(clients,
     assert first.json()["id"] == second.json()["id"]
     (row,) = Upload.objects.all()
     # The loser's S3 multipart upload was aborted at once: S3 holds exactly the winner's.
-    assert [item.upload_id for item in store.list_multipart_uploads("")] == [row.s3_upload_id]
+    assert [item.s3_upload_id for item in store.list_multipart_uploads("")] == [row.s3_upload_id]

@@ -13,9 +13,9 @@ from django.urls import reverse
 from django.utils import formats, timezone
 
 from tests.factories import UploadFactory, UploadPartFactory, UserFactory, start_in_s3
-from uploads import services
+from uploads import selectors, services
+from uploads.exceptions import StorageFailed
 from uploads.models import Upload
-from uploads.storage import MultipartStorage
 
 pytestmark = pytest.mark.unit
 Status = Upload.Status
@@ -188,7 +188,7 @@ def test_the_changelist_shows_when_the_lifecycle_rule_lets_s3_abort_an_upload(
 ):
     storage.put_bucket_lifecycle_configuration(prefix="uploads/", days=8)
     upload = UploadFactory()
-    when = services.lifecycle_abort_date(upload.created_at, 8)
+    when = selectors.lifecycle_abort_date(upload.created_at, 8)
     expected = formats.localize(timezone.localtime(when))  # e.g. "Nov. 30, 2026, midnight"
 
     listing = admin_client.get(CHANGELIST)
@@ -235,8 +235,9 @@ def test_the_detail_page_lists_recorded_parts_and_on_demand_the_parts_in_s3(
 
     live = admin_client.get(detail_url(upload), {"live": "1"})
 
-    [(part, matches)] = live.context["live_parts"]
-    assert (part.number, part.size, matches) == (1, len(DATA), False)
+    [live_part] = live.context["live_parts"]
+    assert (live_part.part.number, live_part.part.size) == (1, len(DATA))
+    assert not live_part.matches_record
     assert Upload.objects.get(pk=upload.pk).parts_uploaded == 0  # looking changes nothing
 
 
@@ -245,10 +246,10 @@ def test_the_detail_page_reports_an_s3_failure_instead_of_crashing(
 ):
     upload = start(user)
 
-    def fail(self, key, upload_id):
-        raise services.StorageFailed("S3 could not be reached for ListParts.")
+    def fail(key, upload_id):
+        raise StorageFailed("S3 could not be reached for ListParts.")
 
-    monkeypatch.setattr(MultipartStorage, "list_parts", fail)
+    monkeypatch.setattr(storage, "list_parts", fail)
     response = admin_client.get(detail_url(upload), {"live": "1"})
 
     assert response.status_code == 200
@@ -318,7 +319,7 @@ def test_the_orphans_page_lists_s3_uploads_no_live_row_owns(admin_client, storag
 
     assert response.status_code == 200
     rows = response.context["orphans"]
-    assert [(row["orphan"].key, row["orphan"].upload_id) for row in rows] == [
+    assert [(row["orphan"].key, row["orphan"].s3_upload_id) for row in rows] == [
         ("uploads/lost/file.bin", lost)
     ]
     assert live.key not in response.text
@@ -356,7 +357,7 @@ def test_the_orphans_page_aborts_the_selected_orphans(admin_client, storage, use
     )
 
     assert messages_of(response) == ["Aborted 1 orphaned multipart uploads in S3."]
-    remaining = {item.upload_id for item in storage.list_multipart_uploads("uploads/")}
+    remaining = {item.s3_upload_id for item in storage.list_multipart_uploads("uploads/")}
     assert remaining == {kept, live.s3_upload_id}
 
 

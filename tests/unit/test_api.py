@@ -19,11 +19,12 @@ from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from tests.factories import UploadFactory
+from tests.support.s3_faults import s3_answers, s3_error
 from uploads import services
 from uploads.models import Upload, UploadPart
 from uploads.parts import MiB
 from uploads.services import ReportedPart
-from uploads.storage import MultipartStorage, StoredPart
+from uploads.storage import StoredPart
 
 pytestmark = [pytest.mark.unit, pytest.mark.django_db]
 
@@ -388,14 +389,11 @@ def test_complete_refused_by_s3_answers_502_with_s3s_code(api_client, storage, u
     for number in (1, 2, 3):
         put_part(storage, upload, number)
 
-    def refuses(self, *args, **kwargs):
-        from uploads.exceptions import StorageFailed
-
-        raise StorageFailed(
-            "S3 refused CompleteMultipartUpload (InvalidPart).", s3_code="InvalidPart"
-        )
-
-    monkeypatch.setattr(MultipartStorage, "complete_multipart_upload", refuses)
+    monkeypatch.setattr(
+        storage.client,
+        "complete_multipart_upload",
+        s3_answers(s3_error("InvalidPart", 400, "CompleteMultipartUpload")),
+    )
 
     response = api_client.post(f"{LIST}{upload.pk}/complete/")
 
@@ -830,12 +828,12 @@ def test_reporting_costs_the_same_queries_for_one_part_or_a_hundred(
 
 
 def test_detail_costs_the_same_queries_for_one_part_or_a_thousand(
-    api_client, big_upload, django_assert_max_num_queries, monkeypatch
+    api_client, storage, big_upload, django_assert_max_num_queries, monkeypatch
 ):
     stored: list[StoredPart] = []
     # S3's answer for the recorded parts: ListParts is an HTTP call, not a query, and moto
     # would need 1,000 real parts.
-    monkeypatch.setattr(MultipartStorage, "list_parts", lambda self, key, upload_id: stored)
+    monkeypatch.setattr(storage, "list_parts", lambda key, upload_id: stored)
     costs = []
     for numbers in (range(1, 2), range(2, 1001)):
         stored.extend(_record(big_upload, numbers))

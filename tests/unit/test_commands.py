@@ -13,11 +13,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from uploads.embedded_s3 import Ports, free_port
-from uploads.exceptions import StorageFailed
-from uploads.management.commands import rundev
+from project.dev.management.commands import rundev
+from project.dev.seaweedfs import Ports, free_port
 from uploads.management.commands.setup_storage import lifecycle_days
 from uploads.storage import CORS_RULE_ID, LIFECYCLE_RULE_ID, cors_rule, get_storage
+from uploads.storage.bucket import cors_rule_to_s3
+from uploads.tokens.models import ApiToken
 
 pytestmark = pytest.mark.unit
 DAY = 24 * 3600
@@ -41,7 +42,12 @@ def fresh_bucket(s3, settings) -> str:
 
 
 def rules_of(storage) -> tuple[list, list]:
-    return storage.get_bucket_cors(), storage.get_bucket_lifecycle_configuration()
+    """The bucket's CORS and lifecycle rules exactly as S3 holds them."""
+    client, bucket = storage.client, storage.bucket
+    return (
+        client.get_bucket_cors(Bucket=bucket)["CORSRules"],
+        client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"],
+    )
 
 
 # --- setup_storage -------------------------------------------------------------------------
@@ -144,7 +150,9 @@ def test_setup_storage_updates_its_rules_when_the_settings_change(fresh_bucket, 
 def test_setup_storage_recognises_its_rule_on_a_server_that_drops_rule_ids(fresh_bucket):
     storage = get_storage()
     storage.create_bucket()
-    anonymous = {key: value for key, value in cors_rule(ORIGINS).items() if key != "ID"}
+    anonymous = {
+        key: value for key, value in cors_rule_to_s3(cors_rule(ORIGINS)).items() if key != "ID"
+    }
     storage.client.put_bucket_cors(
         Bucket=storage.bucket, CORSConfiguration={"CORSRules": [anonymous]}
     )
@@ -182,7 +190,8 @@ def test_setup_storage_check_reports_missing_rules_and_changes_nothing(fresh_buc
         "CORS: missing",
         "lifecycle: missing",
     ]
-    assert rules_of(get_storage()) == ([], [])
+    storage = get_storage()
+    assert (storage.get_bucket_cors(), storage.get_bucket_lifecycle_configuration()) == ([], [])
 
 
 def test_setup_storage_check_reports_rules_that_differ(fresh_bucket, settings):
@@ -209,12 +218,7 @@ def test_setup_storage_check_passes_on_a_bucket_that_is_set_up(fresh_bucket):
 
 
 def test_setup_storage_names_the_endpoint_when_storage_fails(fresh_bucket, monkeypatch, settings):
-    settings.AWS_S3_ENDPOINT_URL = "http://127.0.0.1:9"
-
-    def refuse(self):
-        raise StorageFailed("S3 could not be reached for HeadBucket.")
-
-    monkeypatch.setattr("uploads.storage.MultipartStorage.head_bucket", refuse)
+    settings.AWS_S3_ENDPOINT_URL = "http://127.0.0.1:9"  # nothing listens on the discard port
     with pytest.raises(CommandError, match=r"HeadBucket\. Is http://127\.0\.0\.1:9 reachable"):
         run()
 
@@ -241,7 +245,44 @@ def test_dev_user_is_a_superuser_whose_password_is_generated_once(db, tmp_path):
     assert user.is_superuser
     assert user.is_staff
     assert user.check_password(first.password)
-    assert user.auth_token.key == first.token
+
+
+def test_dev_user_gets_one_named_token_whose_key_is_kept_under_var(db, tmp_path):
+    first = rundev.ensure_dev_user(tmp_path)
+    second = rundev.ensure_dev_user(tmp_path)
+
+    assert first.token == second.token
+    assert first.token.startswith("pw_")
+    path = tmp_path / rundev.DEV_TOKEN_FILE
+    assert path.read_text() == first.token
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    token = ApiToken.find(first.token)
+    assert token is not None
+    assert (token.user.username, token.name) == ("dev", rundev.DEV_TOKEN_NAME)
+    assert ApiToken.objects.count() == 1  # the database holds its digest only
+    assert first.token not in {token.digest, token.prefix}
+
+
+def test_a_revoked_dev_token_is_replaced_by_a_new_one(db, tmp_path):
+    old = rundev.ensure_dev_user(tmp_path).token
+    ApiToken.objects.all().delete()  # revoked (admin, API), or a new database
+
+    new = rundev.ensure_dev_user(tmp_path).token
+
+    assert new != old
+    assert ApiToken.find(old) is None
+    assert ApiToken.find(new).user.username == "dev"
+    assert (tmp_path / rundev.DEV_TOKEN_FILE).read_text() == new
+
+
+def test_a_dev_token_file_naming_another_users_token_is_replaced(db, tmp_path, user):
+    _, theirs = ApiToken.issue(user, name="alice's")
+    (tmp_path / rundev.DEV_TOKEN_FILE).write_text(theirs)
+
+    login = rundev.ensure_dev_user(tmp_path)
+
+    assert login.token != theirs
+    assert ApiToken.find(login.token).user.username == "dev"
 
 
 def test_dev_user_gets_the_stored_password_back_after_it_was_changed(db, tmp_path):

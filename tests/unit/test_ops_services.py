@@ -15,9 +15,10 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from tests.factories import UploadFactory, start_in_s3
-from uploads import services
-from uploads.exceptions import InvalidInput, StorageFailed
+from uploads import selectors, services
+from uploads.exceptions import InvalidInput, StorageBusy, StorageFailed
 from uploads.models import Upload, UploadPart
+from uploads.services import cleanup as cleanup_service
 from uploads.storage import MultipartStorage, StoredPart
 
 pytestmark = pytest.mark.unit
@@ -36,7 +37,7 @@ def completed(owner, data: bytes = DATA, *, checksum: bool = False) -> Upload:
 
 
 def in_progress(storage: MultipartStorage) -> set[tuple[str, str]]:
-    return {(item.key, item.upload_id) for item in storage.list_multipart_uploads("")}
+    return {(item.key, item.s3_upload_id) for item in storage.list_multipart_uploads("")}
 
 
 def make_stale(upload: Upload) -> None:
@@ -100,22 +101,22 @@ def test_expiry_dry_run_lists_the_stale_uploads_and_changes_nothing(storage, use
 def test_expiry_repeats_the_abort_while_list_parts_still_shows_parts(storage, user, monkeypatch):
     upload = start(user)
     make_stale(upload)
-    real_list_parts = MultipartStorage.list_parts
+    real_list_parts = storage.list_parts
     aborts = []
-    real_abort = MultipartStorage.abort_multipart_upload
+    real_abort = storage.abort_multipart_upload
 
-    def abort(self, key, upload_id):
+    def abort(key, upload_id):
         aborts.append(key)
         # Only the first abort "misses" a part that lands after it; the second one is real.
-        return True if len(aborts) == 1 else real_abort(self, key, upload_id)
+        return True if len(aborts) == 1 else real_abort(key, upload_id)
 
-    def list_parts(self, key, upload_id):
+    def list_parts(key, upload_id):
         if len(aborts) == 1:
             return [StoredPart(number=1, size=len(DATA), etag="e" * 32)]
-        return real_list_parts(self, key, upload_id)
+        return real_list_parts(key, upload_id)
 
-    monkeypatch.setattr(MultipartStorage, "abort_multipart_upload", abort)
-    monkeypatch.setattr(MultipartStorage, "list_parts", list_parts)
+    monkeypatch.setattr(storage, "abort_multipart_upload", abort)
+    monkeypatch.setattr(storage, "list_parts", list_parts)
 
     services.expire_stale_uploads()
 
@@ -138,11 +139,11 @@ def test_when_s3_fails_the_expired_upload_becomes_an_orphan_the_sweep_aborts(
     upload = start(user)
     make_stale(upload)
 
-    def refuse(self, key, upload_id):
-        raise StorageFailed("S3 refused AbortMultipartUpload (SlowDown).", s3_code="SlowDown")
+    def refuse(key, upload_id):
+        raise StorageBusy("S3 refused AbortMultipartUpload (SlowDown).", s3_code="SlowDown")
 
     with monkeypatch.context() as patch:
-        patch.setattr(MultipartStorage, "abort_multipart_upload", refuse)
+        patch.setattr(storage, "abort_multipart_upload", refuse)
         assert len(services.expire_stale_uploads()) == 1
 
     assert Upload.objects.get(pk=upload.pk).status == Status.EXPIRED
@@ -152,7 +153,9 @@ def test_when_s3_fails_the_expired_upload_becomes_an_orphan_the_sweep_aborts(
         upload.pk,
         Status.EXPIRED,
     )
-    assert [o.upload_id for o in services.reconcile_orphans(older_than=0)] == [orphan.upload_id]
+    assert [o.s3_upload_id for o in services.reconcile_orphans(older_than=0)] == [
+        orphan.s3_upload_id
+    ]
     assert in_progress(storage) == set()
 
 
@@ -161,7 +164,7 @@ def test_an_s3_upload_without_a_row_is_an_orphan_only_once_past_the_grace_period
     start(user)  # a live upload: never an orphan
     lost_id = storage.create_multipart_upload("uploads/lost/file.bin", content_type="")
     [orphan] = services.find_orphans()
-    assert (orphan.key, orphan.upload_id, orphan.upload_pk) == (
+    assert (orphan.key, orphan.s3_upload_id, orphan.upload_pk) == (
         "uploads/lost/file.bin",
         lost_id,
         None,
@@ -172,7 +175,9 @@ def test_an_s3_upload_without_a_row_is_an_orphan_only_once_past_the_grace_period
     assert ("uploads/lost/file.bin", lost_id) in in_progress(storage)
 
     old = orphan.initiated + timedelta(hours=2)
-    assert [o.upload_id for o in services.reconcile_orphans(older_than=3600, now=old)] == [lost_id]
+    assert [o.s3_upload_id for o in services.reconcile_orphans(older_than=3600, now=old)] == [
+        lost_id
+    ]
     assert ("uploads/lost/file.bin", lost_id) not in in_progress(storage)
 
 
@@ -199,21 +204,21 @@ def test_the_orphan_sweep_leaves_completed_objects_alone(storage, user):
 def test_the_orphan_sweep_skips_a_prefix_that_a_server_ignored(storage, monkeypatch):
     # A server that ignores Prefix answers every key: the sweep filters again itself.
     outside = storage.create_multipart_upload("elsewhere/file.bin", content_type="")
-    real = MultipartStorage.list_multipart_uploads
-    monkeypatch.setattr(MultipartStorage, "list_multipart_uploads", lambda self, p: real(self, ""))
+    real = storage.list_multipart_uploads
+    monkeypatch.setattr(storage, "list_multipart_uploads", lambda p: real(""))
 
     assert services.reconcile_orphans(older_than=0) == []
     assert ("elsewhere/file.bin", outside) in in_progress(storage)
 
 
 def test_orphans_are_found_among_many_uploads_looked_up_in_chunks(storage, user, monkeypatch):
-    monkeypatch.setattr(services, "_ORPHAN_LOOKUP_CHUNK", 2)
+    monkeypatch.setattr(cleanup_service, "_ORPHAN_LOOKUP_CHUNK", 2)
     live = [start(user, put=False) for _ in range(3)]
     lost = [storage.create_multipart_upload(f"uploads/lost/{n}", content_type="") for n in range(2)]
     # Same key as a live row, but another S3 upload: not that row's, so an orphan too.
     stray = storage.create_multipart_upload(live[0].key, content_type="")
 
-    found = {orphan.upload_id for orphan in services.find_orphans()}
+    found = {orphan.s3_upload_id for orphan in services.find_orphans()}
 
     assert found == {*lost, stray}
 
@@ -233,7 +238,7 @@ def test_abort_orphans_aborts_only_the_chosen_pairs_that_are_still_orphans(stora
         [("uploads/lost/a", lost_a), (live.key, live.s3_upload_id), ("elsewhere/x", "nope")]
     )
 
-    assert [o.upload_id for o in aborted] == [lost_a]
+    assert [o.s3_upload_id for o in aborted] == [lost_a]
     assert in_progress(storage) == {("uploads/lost/b", lost_b), (live.key, live.s3_upload_id)}
 
 
@@ -250,7 +255,7 @@ def test_verification_records_ok_for_an_object_as_completed(storage, user):
 
 def test_verification_checks_the_checksum_the_signed_parts_compose_to(storage, user):
     upload = completed(user, checksum=True)
-    assert services._composite_checksum(upload)  # known, so it is checked
+    assert services.composite_checksum(upload)  # known, so it is checked
 
     assert services.verify_upload(upload).verification == "ok"
 
@@ -330,7 +335,7 @@ def test_reconcile_settles_a_completion_that_died_after_s3_completed(
         assert services.reconcile_upload(upload) is True
 
     assert Upload.objects.get(pk=upload.pk).status == Status.COMPLETED
-    assert len(callbacks) == 2  # verification and the upload_completed signal
+    assert len(callbacks) == 1  # upload_completed, whose receivers queue the verification
 
 
 def test_reconcile_puts_a_stuck_completion_back_to_uploading_when_s3_still_has_the_parts(
@@ -360,14 +365,14 @@ def test_reconcile_fails_a_stuck_completion_when_s3_has_neither_upload_nor_objec
 def test_reconcile_uploads_reports_s3_failures_and_goes_on(storage, user, monkeypatch):
     good = start(user)
     bad = start(user)
-    real = MultipartStorage.list_parts
+    real = storage.list_parts
 
-    def list_parts(self, key, upload_id):
+    def list_parts(key, upload_id):
         if key == bad.key:
-            raise StorageFailed("S3 refused ListParts (InternalError).", s3_code="InternalError")
-        return real(self, key, upload_id)
+            raise StorageBusy("S3 refused ListParts (InternalError).", s3_code="InternalError")
+        return real(key, upload_id)
 
-    monkeypatch.setattr(MultipartStorage, "list_parts", list_parts)
+    monkeypatch.setattr(storage, "list_parts", list_parts)
 
     result = services.reconcile_uploads(Upload.objects.filter(pk__in=[good.pk, bad.pk]))
 
@@ -445,15 +450,15 @@ def test_lifecycle_abort_days_reads_the_rule_that_covers_the_key_prefix(storage,
                 ]
             },
         )
-    assert services.lifecycle_abort_days() == days
+    assert selectors.lifecycle_abort_days() == days
 
 
 def test_lifecycle_abort_days_is_none_when_s3_cannot_answer(storage, monkeypatch):
-    def fail(self):
+    def fail():
         raise StorageFailed("S3 could not be reached.")
 
-    monkeypatch.setattr(MultipartStorage, "get_bucket_lifecycle_configuration", fail)
-    assert services.lifecycle_abort_days() is None
+    monkeypatch.setattr(storage, "get_bucket_lifecycle_configuration", fail)
+    assert selectors.lifecycle_abort_days() is None
 
 
 @pytest.mark.parametrize(
@@ -465,7 +470,7 @@ def test_lifecycle_abort_days_is_none_when_s3_cannot_answer(storage, monkeypatch
     ids=["rounded-up-to-midnight", "already-midnight"],
 )
 def test_s3_aborts_at_the_midnight_utc_after_initiation_plus_the_days(initiated, expected):
-    assert services.lifecycle_abort_date(initiated, 7) == expected
+    assert selectors.lifecycle_abort_date(initiated, 7) == expected
 
 
 # --- the cleanup_uploads command -----------------------------------------------------------
@@ -519,9 +524,9 @@ def test_cleanup_uploads_refuses_a_negative_grace_period(db):
 
 
 def test_cleanup_uploads_fails_clearly_when_s3_cannot_be_listed(db, storage, monkeypatch):
-    def fail(self, prefix):
+    def fail(prefix):
         raise StorageFailed("S3 could not be reached for ListMultipartUploads.")
 
-    monkeypatch.setattr(MultipartStorage, "list_multipart_uploads", fail)
+    monkeypatch.setattr(storage, "list_multipart_uploads", fail)
     with pytest.raises(CommandError, match="S3 failed: S3 could not be reached"):
         cleanup()

@@ -1,11 +1,11 @@
 """Fast presigning gives exactly boto3's URLs, byte for byte, for the same moment and parameters.
 
-`presign_upload_parts` skips boto3's per-call machinery (see `_FastPartSigner`); these tests
-freeze botocore's clock and compare every URL with `generate_presigned_url("upload_part", …)`
-on the same client: with and without a signed length and checksum, for a public endpoint other
-than the internal one, for AWS's own endpoints, with temporary credentials, and for keys that
-need percent-encoding. A URL S3 accepts is proven against SeaweedFS in
-tests/integration/test_fast_presign.py.
+`presign_upload_parts` skips boto3's per-call machinery (see `uploads/storage/presign.py`);
+these tests freeze botocore's clock and compare every URL with boto3's
+`generate_presigned_url("upload_part", …)` on the same client: with and without a signed
+length and checksum, for a public endpoint other than the internal one, for AWS's own
+endpoints, with temporary credentials, and for keys that need percent-encoding. A URL S3
+accepts is proven against SeaweedFS in tests/integration/test_fast_presign.py.
 """
 
 from datetime import datetime
@@ -16,8 +16,10 @@ import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
 
-from uploads import storage as storage_module
-from uploads.storage import MultipartStorage, PartToPresign, _client
+from uploads.storage import MultipartStorage, PartToSign
+from uploads.storage import presign as presign_module
+from uploads.storage import s3 as s3_module
+from uploads.storage.s3 import _client
 
 pytestmark = pytest.mark.unit
 
@@ -39,7 +41,7 @@ def frozen_clock(monkeypatch) -> None:
     monkeypatch.setattr("botocore.auth.get_current_datetime", lambda: FROZEN)
 
 
-def boto3_url(storage: MultipartStorage, key: str, part: PartToPresign, expires: int) -> str:
+def boto3_url(storage: MultipartStorage, key: str, part: PartToSign, expires: int) -> str:
     """The reference URL, straight from boto3's public API on the storage's presign client."""
     params: dict[str, Any] = {
         "Bucket": storage.bucket,
@@ -47,13 +49,26 @@ def boto3_url(storage: MultipartStorage, key: str, part: PartToPresign, expires:
         "UploadId": UPLOAD_ID,
         "PartNumber": part.number,
     }
-    if part.content_length is not None:
-        params["ContentLength"] = part.content_length
-    if part.checksum_sha256:
-        params["ChecksumSHA256"] = part.checksum_sha256
+    if part.size is not None:
+        params["ContentLength"] = part.size
+    if part.checksum:
+        params["ChecksumSHA256"] = part.checksum
     return storage.presign_client.generate_presigned_url(
         "upload_part", Params=params, ExpiresIn=expires
     )
+
+
+def count_boto3_presigning(storage: MultipartStorage, monkeypatch) -> list[str]:
+    """Record each URL the storage has boto3 sign itself (the slow path; the template)."""
+    calls: list[str] = []
+    real = storage.presign_client.generate_presigned_url
+
+    def counting(*args: Any, **kwargs: Any) -> str:
+        calls.append(kwargs["Params"]["Key"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(storage.presign_client, "generate_presigned_url", counting)
+    return calls
 
 
 def local_storage(
@@ -65,27 +80,26 @@ def local_storage(
 
 
 PART_SHAPES = [
-    pytest.param(PartToPresign(1), id="no-length-no-checksum"),
-    pytest.param(PartToPresign(2, content_length=8 * 1024 * 1024), id="length"),
-    pytest.param(PartToPresign(3, checksum_sha256=CHECKSUM), id="checksum"),
-    pytest.param(PartToPresign(10_000, 5 * 1024 * 1024, CHECKSUM), id="length-and-checksum"),
-    pytest.param(PartToPresign(4, content_length=0), id="empty-part"),
+    pytest.param(PartToSign(1), id="no-length-no-checksum"),
+    pytest.param(PartToSign(2, size=8 * 1024 * 1024), id="length"),
+    pytest.param(PartToSign(3, checksum=CHECKSUM), id="checksum"),
+    pytest.param(
+        PartToSign(10_000, size=5 * 1024 * 1024, checksum=CHECKSUM), id="length-and-checksum"
+    ),
+    pytest.param(PartToSign(4, size=0), id="empty-part"),
 ]
 
 
 @pytest.mark.parametrize("part", PART_SHAPES)
-def test_a_fast_presigned_url_is_byte_identical_to_boto3s(credentials, frozen_clock, part):
+def test_a_fast_presigned_url_is_byte_identical_to_boto3s(
+    credentials, frozen_clock, monkeypatch, part
+):
     storage = local_storage()
-    fast = storage.presign_upload_part(
-        KEY,
-        UPLOAD_ID,
-        part.number,
-        expires_in=900,
-        content_length=part.content_length,
-        checksum_sha256=part.checksum_sha256,
-    )
+    boto3_signed = count_boto3_presigning(storage, monkeypatch)
+    storage.presign_upload_parts(KEY, UPLOAD_ID, [PartToSign(1)], expires_in=900)
+    [fast] = storage.presign_upload_parts(KEY, UPLOAD_ID, [part], expires_in=900)
+    assert boto3_signed == [KEY], "boto3 signed more than the upload's template"
     assert fast.url == boto3_url(storage, KEY, part, 900)
-    assert storage._part_signer(KEY, UPLOAD_ID) is not None, "the fast path was not taken"
 
 
 @pytest.mark.parametrize("part", PART_SHAPES)
@@ -101,17 +115,17 @@ def test_a_url_for_a_public_endpoint_other_than_the_internal_one_is_boto3s(
 def test_a_batch_of_a_thousand_mixed_parts_matches_boto3_url_by_url(credentials, frozen_clock):
     storage = local_storage(public="http://127.0.0.1:9000")
     parts = [
-        PartToPresign(
+        PartToSign(
             number,
-            content_length=None if number % 5 == 0 else 8 * 1024 * 1024,
-            checksum_sha256=CHECKSUM if number % 2 else "",
+            size=None if number % 5 == 0 else 8 * 1024 * 1024,
+            checksum=CHECKSUM if number % 2 else "",
         )
         for number in range(1, 1001)
     ]
     fast = storage.presign_upload_parts(KEY, UPLOAD_ID, parts, expires_in=900)
     assert [signed.url for signed in fast] == [boto3_url(storage, KEY, p, 900) for p in parts]
     assert [signed.headers for signed in fast] == [
-        {"x-amz-checksum-sha256": CHECKSUM} if p.checksum_sha256 else {} for p in parts
+        {"x-amz-checksum-sha256": CHECKSUM} if p.checksum else {} for p in parts
     ]
 
 
@@ -125,7 +139,7 @@ def test_a_batch_of_a_thousand_mixed_parts_matches_boto3_url_by_url(credentials,
 )
 def test_keys_that_need_percent_encoding_sign_as_boto3_does(credentials, frozen_clock, key):
     storage = local_storage()
-    part = PartToPresign(7, 1234, CHECKSUM)
+    part = PartToSign(7, size=1234, checksum=CHECKSUM)
     [fast] = storage.presign_upload_parts(key, UPLOAD_ID, [part], expires_in=900)
     assert fast.url == boto3_url(storage, key, part, 900)
 
@@ -142,7 +156,7 @@ def test_urls_for_aws_endpoints_are_boto3s(settings, credentials, frozen_clock, 
     settings.AWS_S3_REGION_NAME = region
     client = _client(None)
     storage = MultipartStorage(client, bucket)
-    part = PartToPresign(2, 8 * 1024 * 1024, CHECKSUM)
+    part = PartToSign(2, size=8 * 1024 * 1024, checksum=CHECKSUM)
     [fast] = storage.presign_upload_parts(KEY, UPLOAD_ID, [part], expires_in=900)
     assert "amazonaws.com" in fast.url
     assert fast.url == boto3_url(storage, KEY, part, 900)
@@ -151,7 +165,7 @@ def test_urls_for_aws_endpoints_are_boto3s(settings, credentials, frozen_clock, 
 def test_temporary_credentials_sign_their_session_token_as_boto3_does(credentials, frozen_clock):
     storage = local_storage()
     storage.presign_client._request_signer._credentials.token = "session/token+=="
-    part = PartToPresign(1, 10, CHECKSUM)
+    part = PartToSign(1, size=10, checksum=CHECKSUM)
     [fast] = storage.presign_upload_parts(KEY, UPLOAD_ID, [part], expires_in=900)
     assert "X-Amz-Security-Token=session%2Ftoken%2B%3D%3D" in fast.url
     assert fast.url == boto3_url(storage, KEY, part, 900)
@@ -159,7 +173,7 @@ def test_temporary_credentials_sign_their_session_token_as_boto3_does(credential
 
 def test_rotated_credentials_are_used_from_the_next_batch_on(credentials, frozen_clock):
     storage = local_storage()
-    part = PartToPresign(1, 10)
+    part = PartToSign(1, size=10)
     storage.presign_upload_parts(KEY, UPLOAD_ID, [part], expires_in=900)  # signer cached
     rotated = storage.presign_client._request_signer._credentials
     rotated.access_key, rotated.secret_key = "AKIAROTATED", "another-secret"
@@ -172,22 +186,25 @@ def test_the_url_carries_the_moment_of_signing(credentials, monkeypatch):
     storage = local_storage()
     for moment in (datetime(2025, 3, 4, 5, 6, 7), datetime(2025, 3, 5, 0, 0, 1)):
         monkeypatch.setattr("botocore.auth.get_current_datetime", lambda moment=moment: moment)
-        part = PartToPresign(3, 42)
+        part = PartToSign(3, size=42)
         [fast] = storage.presign_upload_parts(KEY, UPLOAD_ID, [part], expires_in=900)
         assert f"X-Amz-Date={moment:%Y%m%dT%H%M%SZ}" in fast.url
         assert fast.url == boto3_url(storage, KEY, part, 900)
 
 
-def test_an_unsigned_client_falls_back_to_boto3_for_every_part(credentials, frozen_clock):
+def test_an_unsigned_client_falls_back_to_boto3_for_every_part(
+    credentials, frozen_clock, monkeypatch
+):
     anonymous = boto3.session.Session().client(
         "s3",
         endpoint_url="http://127.0.0.1:8333",
         config=Config(signature_version=UNSIGNED, region_name="us-east-1"),
     )
     storage = MultipartStorage(anonymous, "partwise")
-    parts = [PartToPresign(1, 10), PartToPresign(2, 10)]
+    parts = [PartToSign(1, size=10), PartToSign(2, size=10)]
+    boto3_signed = count_boto3_presigning(storage, monkeypatch)
     fast = storage.presign_upload_parts(KEY, UPLOAD_ID, parts, expires_in=900)
-    assert storage._part_signer(KEY, UPLOAD_ID) is None
+    assert len(boto3_signed) == 1 + len(parts), "the template, then every part"
     assert [signed.url for signed in fast] == [boto3_url(storage, KEY, p, 900) for p in parts]
     assert "X-Amz-Signature" not in fast[0].url
 
@@ -196,26 +213,34 @@ def test_a_fast_signer_that_would_differ_from_boto3_is_never_used(
     credentials, frozen_clock, monkeypatch, caplog
 ):
     """The template check: a botocore change that broke byte-identity falls back to boto3."""
-    original = storage_module._BatchQueryAuth.sign_prepared
+    original = presign_module._BatchQueryAuth.sign_prepared
 
     def drifted(self, url, headers):
         return original(self, url, headers) + "0"
 
-    monkeypatch.setattr(storage_module._BatchQueryAuth, "sign_prepared", drifted)
+    monkeypatch.setattr(presign_module._BatchQueryAuth, "sign_prepared", drifted)
     storage = local_storage()
-    part = PartToPresign(5, 10, CHECKSUM)
+    part = PartToSign(5, size=10, checksum=CHECKSUM)
+    boto3_signed = count_boto3_presigning(storage, monkeypatch)
     [signed] = storage.presign_upload_parts(KEY, UPLOAD_ID, [part], expires_in=900)
+    assert len(boto3_signed) == 2, "the template, then the part itself"
     assert signed.url == boto3_url(storage, KEY, part, 900)
-    assert storage._part_signer(KEY, UPLOAD_ID) is None
     assert "boto3 signs every part" in caplog.text
 
 
-def test_the_per_upload_signer_cache_is_bounded(credentials, frozen_clock, monkeypatch):
-    monkeypatch.setattr(storage_module, "SIGNER_CACHE_SIZE", 3)
+def test_the_per_upload_signer_cache_keeps_the_most_recent_uploads(
+    credentials, frozen_clock, monkeypatch
+):
+    monkeypatch.setattr(s3_module, "SIGNER_CACHE_SIZE", 3)
     storage = local_storage()
-    for index in range(5):
-        storage.presign_upload_part(f"uploads/{index}/f", UPLOAD_ID, 1, expires_in=60)
-    assert list(storage._signers) == [(f"uploads/{i}/f", UPLOAD_ID) for i in (2, 3, 4)]
+    boto3_signed = count_boto3_presigning(storage, monkeypatch)
+    keys = [f"uploads/{index}/f" for index in range(5)]
+    for key in keys:
+        storage.presign_upload_parts(key, UPLOAD_ID, [PartToSign(1)], expires_in=60)
+    boto3_signed.clear()
+    for key in reversed(keys):  # the three most recent are cached, the two oldest are not
+        storage.presign_upload_parts(key, UPLOAD_ID, [PartToSign(2)], expires_in=60)
+    assert boto3_signed == [keys[1], keys[0]]
 
 
 def test_an_empty_batch_signs_nothing(credentials):

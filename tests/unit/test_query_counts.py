@@ -3,7 +3,8 @@
 For each endpoint (REST and Uppy/Companion) the call is measured on a 1-part upload, within a
 budget, and then must make exactly as many queries on a 1,000-part upload, and for sign and
 report with a batch of 1 and of 1,000 parts. Part rows are written by one statement
-(uploads/partstore.py), not by bulk_create batches of 142 rows (SQLite's 999 parameters).
+(UploadPart.objects.upsert in uploads/models.py), not by bulk_create batches of 142 rows
+(SQLite's 999 parameters).
 
 S3's side is simulated on the storage object (ListParts, CompleteMultipartUpload, HeadObject
 answer from what the test "uploaded"): 1,000 real 5 MiB parts would need 5 GB in moto, and
@@ -19,7 +20,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from uploads import partstore
+from uploads import models
 from uploads.models import Upload, UploadPart
 from uploads.storage import StoredObject, StoredPart
 
@@ -348,12 +349,12 @@ def test_one_statement_writes_a_thousand_parts(bucket, api_client):
 def test_an_upsert_inserts_defaults_and_updates_only_the_named_columns(bucket, api_client):
     upload = new_upload(api_client, 3)
     signed_at = timezone.now().replace(microsecond=123456)
-    partstore.upsert_parts(
+    UploadPart.objects.upsert(
         upload,
         [{"number": 1, "checksum": CHECKSUM, "size": PART, "signed_at": signed_at}],
         update=["checksum"],
     )
-    partstore.upsert_parts(
+    UploadPart.objects.upsert(
         upload,
         [
             {"number": 1, "etag": etag(1), "checksum": "other", "size": 1},
@@ -368,8 +369,8 @@ def test_an_upsert_inserts_defaults_and_updates_only_the_named_columns(bucket, a
 
 def test_an_upsert_with_nothing_to_update_keeps_existing_parts(bucket, api_client):
     upload = new_upload(api_client, 2)
-    partstore.upsert_parts(upload, [{"number": 1, "etag": etag(1)}], update=[])
-    partstore.upsert_parts(upload, [{"number": 1, "etag": etag(9)}, {"number": 2}], update=[])
+    UploadPart.objects.upsert(upload, [{"number": 1, "etag": etag(1)}], update=[])
+    UploadPart.objects.upsert(upload, [{"number": 1, "etag": etag(9)}, {"number": 2}], update=[])
     assert list(
         UploadPart.objects.filter(upload=upload).order_by("number").values_list("etag", flat=True)
     ) == [etag(1), ""]
@@ -378,14 +379,14 @@ def test_an_upsert_with_nothing_to_update_keeps_existing_parts(bucket, api_clien
 def test_an_upsert_refuses_an_unknown_column(bucket, api_client):
     upload = new_upload(api_client, 1)
     with pytest.raises(ValueError, match="unknown part columns"):
-        partstore.upsert_parts(upload, [{"number": 1}], update=["owner"])
+        UploadPart.objects.upsert(upload, [{"number": 1}], update=["owner"])
 
 
 def test_other_databases_get_bulk_create(bucket, api_client, monkeypatch):
     upload = new_upload(api_client, 2)
-    monkeypatch.setattr(partstore, "ONE_STATEMENT_VENDORS", ())
-    partstore.upsert_parts(upload, [{"number": 1, "etag": etag(1)}], update=["etag"])
-    partstore.upsert_parts(upload, [{"number": 1, "etag": etag(2)}, {"number": 2}], update=[])
+    monkeypatch.setattr(models, "ONE_STATEMENT_VENDORS", ())
+    UploadPart.objects.upsert(upload, [{"number": 1, "etag": etag(1)}], update=["etag"])
+    UploadPart.objects.upsert(upload, [{"number": 1, "etag": etag(2)}, {"number": 2}], update=[])
     assert list(
         UploadPart.objects.filter(upload=upload).order_by("number").values_list("etag", flat=True)
     ) == [etag(1), ""]

@@ -9,6 +9,7 @@ from tests.unit.test_services import put_all, start
 from uploads import services
 from uploads.exceptions import UploadConflict
 from uploads.models import Upload, UploadPart
+from uploads.services import state
 
 pytestmark = pytest.mark.unit
 
@@ -37,7 +38,7 @@ def test_reporting_loses_to_an_abort_that_landed_after_the_upload_was_read(stora
 
 
 def test_a_completion_in_progress_is_not_taken_over(storage, owner, monkeypatch):
-    monkeypatch.setattr(services, "COMPLETION_WAIT", 0)  # nobody will finish it here
+    monkeypatch.setattr(state, "COMPLETION_WAIT", 0)  # nobody will finish it here
     upload = start(owner)
     put_all(storage, upload)
     Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.COMPLETING)

@@ -9,10 +9,12 @@ import hashlib
 from datetime import timedelta
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from django.db import DatabaseError
 from django.utils import timezone
 
 from tests.factories import UploadFactory, UploadPartFactory, UserFactory
+from tests.support.s3_faults import s3_answers, s3_error
 from uploads import services
 from uploads.exceptions import (
     ChecksumRequired,
@@ -30,9 +32,9 @@ from uploads.exceptions import (
     UploadTooLarge,
 )
 from uploads.models import Upload, UploadPart
-from uploads.parts import MiB
-from uploads.services import PartToSign, ReportedPart
-from uploads.storage import MultipartStorage, StoredObject, normalize_etag
+from uploads.parts import MiB, normalize_etag
+from uploads.services import PartToSign, ReportedPart, state
+from uploads.storage import StoredObject
 
 pytestmark = [pytest.mark.unit, pytest.mark.django_db]
 
@@ -116,7 +118,7 @@ def test_start_upload_plans_parts_and_creates_the_s3_upload_under_a_server_key(
     assert upload.content_type == "video/mp4"  # guessed from the name
     assert upload.fingerprint == "fp-1"
     assert upload.expires_at >= before + timedelta(seconds=settings.UPLOADS_STALE_AFTER)
-    assert [(u.key, u.upload_id) for u in storage.list_multipart_uploads("incoming/")] == [
+    assert [(u.key, u.s3_upload_id) for u in storage.list_multipart_uploads("incoming/")] == [
         (upload.key, upload.s3_upload_id)
     ]
 
@@ -322,18 +324,16 @@ def test_start_upload_aborts_the_s3_upload_when_the_database_write_fails(
 
 def test_start_upload_losing_a_client_token_race_answers_the_winner(storage, owner, monkeypatch):
     # The other request inserts its row between our lookup and our insert.
-    create = MultipartStorage.create_multipart_upload
+    create = storage.create_multipart_upload
     winner = []
 
-    def create_while_another_request_wins(self, key, **kwargs):
+    def create_while_another_request_wins(key, **kwargs):
         winner.append(
             UploadFactory(owner=owner, client_token="tok-1", filename="movie.mp4", size=SIZE)
         )
-        return create(self, key, **kwargs)
+        return create(key, **kwargs)
 
-    monkeypatch.setattr(
-        MultipartStorage, "create_multipart_upload", create_while_another_request_wins
-    )
+    monkeypatch.setattr(storage, "create_multipart_upload", create_while_another_request_wins)
 
     upload, created = services.start_upload(
         owner=owner, filename="movie.mp4", size=SIZE, client_token="tok-1"
@@ -361,7 +361,7 @@ def test_sign_parts_binds_each_part_to_its_planned_size(upload, owner, settings)
 def test_sign_parts_signs_and_stores_a_given_checksum(upload, owner):
     checksum = sha256_b64(part_bytes(upload, 2))
 
-    [signed] = services.sign_parts(upload, parts=[PartToSign(2, checksum)], by=owner)
+    [signed] = services.sign_parts(upload, parts=[PartToSign(2, checksum=checksum)], by=owner)
 
     assert signed.headers == {"x-amz-checksum-sha256": checksum}
     assert "x-amz-checksum-sha256" in signed.url
@@ -407,7 +407,7 @@ def test_sign_parts_of_a_checksummed_upload_requires_every_checksum(storage, own
     good = sha256_b64(part_bytes(upload, 1))
 
     with pytest.raises(ChecksumRequired) as caught:
-        services.sign_parts(upload, parts=[PartToSign(1, good), PartToSign(2)], by=owner)
+        services.sign_parts(upload, parts=[PartToSign(1, checksum=good), PartToSign(2)], by=owner)
 
     assert caught.value.extra == {"parts": [2]}
     assert not UploadPart.objects.exists()
@@ -420,27 +420,27 @@ def test_sign_parts_of_a_checksummed_upload_requires_every_checksum(storage, own
 )
 def test_sign_parts_refuses_a_malformed_checksum(upload, owner, checksum):
     with pytest.raises(InvalidInput) as caught:
-        services.sign_parts(upload, parts=[PartToSign(1, checksum)], by=owner)
+        services.sign_parts(upload, parts=[PartToSign(1, checksum=checksum)], by=owner)
 
     assert caught.value.extra == {"field": "checksum"}
 
 
 def test_a_part_not_yet_uploaded_may_be_resigned_with_another_checksum(upload, owner):
-    services.sign_parts(upload, parts=[PartToSign(1, sha256_b64(b"old"))], by=owner)
+    services.sign_parts(upload, parts=[PartToSign(1, checksum=sha256_b64(b"old"))], by=owner)
 
-    services.sign_parts(upload, parts=[PartToSign(1, sha256_b64(b"new"))], by=owner)
+    services.sign_parts(upload, parts=[PartToSign(1, checksum=sha256_b64(b"new"))], by=owner)
 
     assert UploadPart.objects.get(upload=upload, number=1).checksum == sha256_b64(b"new")
 
 
 def test_an_uploaded_part_cannot_be_resigned_with_another_checksum(upload, owner, storage):
     checksum = sha256_b64(part_bytes(upload, 1))
-    services.sign_parts(upload, parts=[PartToSign(1, checksum)], by=owner)
+    services.sign_parts(upload, parts=[PartToSign(1, checksum=checksum)], by=owner)
     services.record_parts(upload, parts=[ReportedPart(1, put(storage, upload, 1))], by=owner)
 
     with pytest.raises(PartConflict) as caught:
-        services.sign_parts(upload, parts=[PartToSign(1, sha256_b64(b"other"))], by=owner)
-    services.sign_parts(upload, parts=[PartToSign(1, checksum)], by=owner)  # same: fine
+        services.sign_parts(upload, parts=[PartToSign(1, checksum=sha256_b64(b"other"))], by=owner)
+    services.sign_parts(upload, parts=[PartToSign(1, checksum=checksum)], by=owner)  # same: fine
 
     assert caught.value.extra == {"parts": [1]}
     assert UploadPart.objects.get(upload=upload, number=1).checksum == checksum
@@ -454,9 +454,11 @@ def test_the_checksum_clash_check_looks_at_exactly_the_parts_of_the_batch(
     upload, owner, storage, batch, clashing
 ):
     # Part 2 is uploaded; the batch signs its parts with checksums other than the stored ones.
-    services.sign_parts(upload, parts=[PartToSign(2, sha256_b64(part_bytes(upload, 2)))], by=owner)
+    services.sign_parts(
+        upload, parts=[PartToSign(2, checksum=sha256_b64(part_bytes(upload, 2)))], by=owner
+    )
     services.record_parts(upload, parts=[ReportedPart(2, put(storage, upload, 2))], by=owner)
-    parts = [PartToSign(n, sha256_b64(b"other %d" % n)) for n in batch]
+    parts = [PartToSign(n, checksum=sha256_b64(b"other %d" % n)) for n in batch]
 
     if clashing:
         with pytest.raises(PartConflict) as caught:
@@ -520,7 +522,7 @@ def test_record_parts_refuses_a_malformed_etag(upload, owner, etag):
 
 
 def test_record_parts_refuses_a_checksum_other_than_the_signed_one(upload, owner):
-    services.sign_parts(upload, parts=[PartToSign(1, sha256_b64(b"signed"))], by=owner)
+    services.sign_parts(upload, parts=[PartToSign(1, checksum=sha256_b64(b"signed"))], by=owner)
 
     with pytest.raises(PartConflict) as caught:
         services.record_parts(
@@ -570,11 +572,11 @@ def test_record_parts_needs_an_uploading_upload(storage, trait):
     assert not UploadPart.objects.exists()
 
 
-# --- upload_status ----------------------------------------------------------------------------
-def test_upload_status_records_parts_s3_holds_that_were_never_reported(upload, owner, storage):
+# --- sync_upload_parts ----------------------------------------------------------------------------
+def test_sync_upload_parts_records_parts_s3_holds_that_were_never_reported(upload, owner, storage):
     etags = {n: put(storage, upload, n) for n in (1, 3)}
 
-    status = services.upload_status(upload, by=owner)
+    status = services.sync_upload_parts(upload, by=owner)
 
     assert [p.as_dict() for p in status.parts.all()] == [
         {"number": 1, "size": 5 * MiB, "etag": etags[1], "checksum": ""},
@@ -583,34 +585,34 @@ def test_upload_status_records_parts_s3_holds_that_were_never_reported(upload, o
     assert (status.parts_uploaded, status.bytes_uploaded) == (2, 6 * MiB)
 
 
-def test_upload_status_forgets_reported_parts_s3_does_not_hold(upload, owner, storage):
+def test_sync_upload_parts_forgets_reported_parts_s3_does_not_hold(upload, owner, storage):
     etag = put(storage, upload, 1)
     services.record_parts(
         upload, parts=[ReportedPart(1, etag), ReportedPart(2, "a" * 32)], by=owner
     )
 
-    status = services.upload_status(upload, by=owner)
+    status = services.sync_upload_parts(upload, by=owner)
 
     assert {p.number: p.etag for p in status.parts.all()} == {1: etag, 2: ""}
     assert (status.parts_uploaded, status.bytes_uploaded) == (1, 5 * MiB)
     assert Upload.objects.get(pk=upload.pk).parts_uploaded == 1
 
 
-def test_upload_status_takes_s3s_etag_over_a_reported_one(upload, owner, storage):
+def test_sync_upload_parts_takes_s3s_etag_over_a_reported_one(upload, owner, storage):
     etag = put(storage, upload, 1)
     services.record_parts(upload, parts=[ReportedPart(1, "a" * 32)], by=owner)
 
-    status = services.upload_status(upload, by=owner)
+    status = services.sync_upload_parts(upload, by=owner)
 
     assert [p.etag for p in status.parts.all()] == [etag]
 
 
-def test_upload_status_of_a_finished_upload_answers_from_the_database(storage):
+def test_sync_upload_parts_of_a_finished_upload_answers_from_the_database(storage):
     # The S3 upload id is made up: asking S3 would fail.
     upload = UploadFactory(completed=True)
     UploadPartFactory(upload=upload, number=1)
 
-    status = services.upload_status(upload, by=upload.owner)
+    status = services.sync_upload_parts(upload, by=upload.owner)
 
     assert [p.number for p in status.parts.all()] == [1]
 
@@ -687,13 +689,13 @@ def test_complete_upload_refuses_a_part_whose_etag_differs_from_the_reported_one
 def test_complete_upload_repeated_answers_the_same_result(upload, owner, storage, monkeypatch):
     put_all(storage, upload)
     calls = []
-    complete = MultipartStorage.complete_multipart_upload
+    complete = storage.complete_multipart_upload
 
-    def counting(self, *args, **kwargs):
+    def counting(*args, **kwargs):
         calls.append(args)
-        return complete(self, *args, **kwargs)
+        return complete(*args, **kwargs)
 
-    monkeypatch.setattr(MultipartStorage, "complete_multipart_upload", counting)
+    monkeypatch.setattr(storage, "complete_multipart_upload", counting)
 
     first = services.complete_upload(upload, by=owner)
     fields = (first.status, first.etag, first.size, first.completed_at)
@@ -724,7 +726,7 @@ def test_complete_upload_settles_a_completing_upload_from_the_object(upload, own
 def test_complete_upload_of_a_completing_upload_without_object_conflicts(
     upload, owner, storage, monkeypatch
 ):
-    monkeypatch.setattr(services, "COMPLETION_WAIT", 0)  # nobody will finish it here
+    monkeypatch.setattr(state, "COMPLETION_WAIT", 0)  # nobody will finish it here
     Upload.objects.filter(pk=upload.pk).update(status=Status.COMPLETING)
     upload.refresh_from_db()
 
@@ -736,13 +738,13 @@ def test_complete_upload_of_a_completing_upload_without_object_conflicts(
 
 def test_completion_unknown_is_settled_by_the_object(upload, owner, storage, monkeypatch):
     put_all(storage, upload)
-    complete = MultipartStorage.complete_multipart_upload
+    complete = storage.complete_multipart_upload
 
-    def completes_then_drops(self, *args, **kwargs):
-        complete(self, *args, **kwargs)
+    def completes_then_drops(*args, **kwargs):
+        complete(*args, **kwargs)
         raise CompletionUnknown("The connection to S3 dropped while completing.")
 
-    monkeypatch.setattr(MultipartStorage, "complete_multipart_upload", completes_then_drops)
+    monkeypatch.setattr(storage, "complete_multipart_upload", completes_then_drops)
 
     done = services.complete_upload(upload, by=owner)
 
@@ -754,10 +756,10 @@ def test_completion_unknown_without_an_object_goes_back_to_uploading(
 ):
     put_all(storage, upload)
 
-    def drops(self, *args, **kwargs):
+    def drops(*args, **kwargs):
         raise CompletionUnknown("The connection to S3 dropped while completing.")
 
-    monkeypatch.setattr(MultipartStorage, "complete_multipart_upload", drops)
+    monkeypatch.setattr(storage, "complete_multipart_upload", drops)
 
     with pytest.raises(CompletionUnknown):
         services.complete_upload(upload, by=owner)
@@ -770,12 +772,9 @@ def test_s3_refusing_completion_fails_the_upload_with_the_reason(
 ):
     put_all(storage, upload)
 
-    def refuses(self, *args, **kwargs):
-        raise StorageFailed(
-            "S3 refused CompleteMultipartUpload (InvalidPart).", s3_code="InvalidPart"
-        )
-
-    monkeypatch.setattr(MultipartStorage, "complete_multipart_upload", refuses)
+    monkeypatch.setattr(
+        storage.client, "complete_multipart_upload", s3_answers(s3_error("InvalidPart", 400))
+    )
 
     with pytest.raises(StorageFailed) as caught:
         services.complete_upload(upload, by=owner)
@@ -787,21 +786,23 @@ def test_s3_refusing_completion_fails_the_upload_with_the_reason(
 
 
 @pytest.mark.parametrize(
-    "s3_code", ["InternalError", "SlowDown", ""], ids=["5xx", "throttled", "network"]
+    "error",
+    [
+        s3_error("InternalError", 500),
+        s3_error("SlowDown", 503),
+        EndpointConnectionError(endpoint_url="http://127.0.0.1:9"),
+    ],
+    ids=["5xx", "throttled", "network"],
 )
 def test_a_transient_storage_failure_while_completing_can_be_retried(
-    upload, owner, storage, monkeypatch, s3_code
+    upload, owner, storage, monkeypatch, error
 ):
     put_all(storage, upload)
-    complete = MultipartStorage.complete_multipart_upload
-    failures = [StorageFailed("S3 is unwell.", s3_code=s3_code)]
-
-    def flaky(self, *args, **kwargs):
-        if failures:
-            raise failures.pop()
-        return complete(self, *args, **kwargs)
-
-    monkeypatch.setattr(MultipartStorage, "complete_multipart_upload", flaky)
+    monkeypatch.setattr(
+        storage.client,
+        "complete_multipart_upload",
+        s3_answers(error, then=storage.client.complete_multipart_upload),
+    )
 
     with pytest.raises(StorageFailed):
         services.complete_upload(upload, by=owner)
@@ -812,9 +813,7 @@ def test_a_transient_storage_failure_while_completing_can_be_retried(
 
 def test_complete_upload_checks_the_final_object_size(upload, owner, storage, monkeypatch):
     put_all(storage, upload)
-    monkeypatch.setattr(
-        MultipartStorage, "head_object", lambda self, key: StoredObject(size=SIZE - 1, etag="x")
-    )
+    monkeypatch.setattr(storage, "head_object", lambda key: StoredObject(size=SIZE - 1, etag="x"))
 
     with pytest.raises(PartMismatch):
         services.complete_upload(upload, by=owner)
@@ -827,7 +826,9 @@ def test_complete_upload_checks_the_final_object_size(upload, owner, storage, mo
 def test_complete_upload_of_a_checksummed_upload_sends_the_signed_checksums(storage, owner):
     upload = start(owner, checksum_algorithm="SHA256")
     checksums = {n: sha256_b64(part_bytes(upload, n)) for n in (1, 2, 3)}
-    services.sign_parts(upload, parts=[PartToSign(n, c) for n, c in checksums.items()], by=owner)
+    services.sign_parts(
+        upload, parts=[PartToSign(n, checksum=c) for n, c in checksums.items()], by=owner
+    )
     for number, checksum in checksums.items():
         put(storage, upload, number, ChecksumSHA256=checksum)
 
@@ -945,7 +946,7 @@ def test_complete_racing_a_finished_abort_loses_without_touching_s3(
     for_complete, for_abort = Upload.objects.get(pk=upload.pk), Upload.objects.get(pk=upload.pk)
     put_all(storage, upload)
     services.abort_upload(for_abort, by=owner)
-    monkeypatch.setattr(MultipartStorage, "list_parts", lambda *a: pytest.fail("S3 was asked"))
+    monkeypatch.setattr(storage, "list_parts", lambda *a: pytest.fail("S3 was asked"))
 
     with pytest.raises(UploadConflict):
         services.complete_upload(for_complete, by=owner)
@@ -958,13 +959,13 @@ def test_two_racing_completes_complete_once(upload, owner, storage, monkeypatch)
     first, second = Upload.objects.get(pk=upload.pk), Upload.objects.get(pk=upload.pk)
     put_all(storage, upload)
     calls = []
-    complete = MultipartStorage.complete_multipart_upload
+    complete = storage.complete_multipart_upload
 
-    def counting(self, *args, **kwargs):
+    def counting(*args, **kwargs):
         calls.append(args)
-        return complete(self, *args, **kwargs)
+        return complete(*args, **kwargs)
 
-    monkeypatch.setattr(MultipartStorage, "complete_multipart_upload", counting)
+    monkeypatch.setattr(storage, "complete_multipart_upload", counting)
 
     services.complete_upload(first, by=owner)
     answer = services.complete_upload(second, by=owner)

@@ -6,16 +6,20 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
-from uploads.exceptions import CompletionUnknown, StorageFailed
-from uploads.parts import MiB
+from uploads.exceptions import (
+    CompletionUnknown,
+    StorageBusy,
+    StorageFailed,
+    StorageRefused,
+    UploadGone,
+)
+from uploads.parts import MiB, PartToSign, SignedPart, normalize_etag
 from uploads.storage import (
     CHECKSUM_HEADER,
-    CompletedPart,
     MultipartStorage,
     StoredObject,
     StoredPart,
     get_storage,
-    normalize_etag,
 )
 
 pytestmark = pytest.mark.unit
@@ -49,6 +53,22 @@ def _failing(error: Exception):
     return call
 
 
+def _presign(
+    storage: MultipartStorage,
+    key: str,
+    s3_upload_id: str,
+    number: int,
+    *,
+    expires_in: int,
+    size: int | None = None,
+    checksum: str = "",
+) -> SignedPart:
+    [signed] = storage.presign_upload_parts(
+        key, s3_upload_id, [PartToSign(number, size=size, checksum=checksum)], expires_in=expires_in
+    )
+    return signed
+
+
 def _query(url: str) -> dict[str, str]:
     return {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
 
@@ -58,7 +78,7 @@ def test_create_multipart_upload_returns_an_upload_id_s3_lists(storage):
     upload_id = storage.create_multipart_upload(KEY, content_type="video/mp4")
 
     assert upload_id
-    assert [(u.key, u.upload_id) for u in storage.list_multipart_uploads("uploads/")] == [
+    assert [(u.key, u.s3_upload_id) for u in storage.list_multipart_uploads("uploads/")] == [
         (KEY, upload_id)
     ]
 
@@ -95,9 +115,7 @@ def test_create_multipart_upload_in_a_missing_bucket_fails_with_s3s_code(s3, set
 def test_presigned_part_url_signs_the_content_length_and_the_checksum_header(storage):
     upload_id = storage.create_multipart_upload(KEY, content_type="", checksum_algorithm="SHA256")
 
-    signed = storage.presign_upload_part(
-        KEY, upload_id, 7, expires_in=600, content_length=5 * MiB, checksum_sha256=CHECKSUM
-    )
+    signed = _presign(storage, KEY, upload_id, 7, expires_in=600, size=5 * MiB, checksum=CHECKSUM)
 
     query = _query(signed.url)
     assert query["X-Amz-SignedHeaders"] == f"content-length;host;{CHECKSUM_HEADER}"
@@ -111,7 +129,7 @@ def test_presigned_part_url_signs_the_content_length_and_the_checksum_header(sto
 def test_presigned_part_url_without_a_checksum_still_binds_the_length(storage):
     upload_id = storage.create_multipart_upload(KEY, content_type="")
 
-    signed = storage.presign_upload_part(KEY, upload_id, 1, expires_in=60, content_length=0)
+    signed = _presign(storage, KEY, upload_id, 1, expires_in=60, size=0)
 
     assert _query(signed.url)["X-Amz-SignedHeaders"] == "content-length;host"
     assert signed.headers == {}
@@ -120,7 +138,7 @@ def test_presigned_part_url_without_a_checksum_still_binds_the_length(storage):
 def test_presigned_part_url_of_an_unplanned_upload_signs_no_length(storage):
     upload_id = storage.create_multipart_upload(KEY, content_type="")
 
-    signed = storage.presign_upload_part(KEY, upload_id, 1, expires_in=60)
+    signed = _presign(storage, KEY, upload_id, 1, expires_in=60)
 
     assert _query(signed.url)["X-Amz-SignedHeaders"] == "host"
 
@@ -130,7 +148,7 @@ def test_presigned_urls_name_the_public_endpoint_with_path_style(bucket, setting
     storage = get_storage()
     upload_id = storage.create_multipart_upload(KEY, content_type="")
 
-    signed = storage.presign_upload_part(KEY, upload_id, 1, expires_in=60, content_length=1)
+    signed = _presign(storage, KEY, upload_id, 1, expires_in=60, size=1)
 
     assert signed.url.startswith(f"http://127.0.0.1:9999/{bucket}/{KEY}?")
     assert storage.presign_client is not storage.client
@@ -140,7 +158,7 @@ def test_a_presigned_url_takes_the_part_body(storage):
     import requests
 
     upload_id = storage.create_multipart_upload(KEY, content_type="")
-    signed = storage.presign_upload_part(KEY, upload_id, 1, expires_in=60, content_length=4)
+    signed = _presign(storage, KEY, upload_id, 1, expires_in=60, size=4)
 
     put = requests.put(signed.url, data=b"test", headers=signed.headers, timeout=10)
 
@@ -189,12 +207,12 @@ def test_list_parts_of_an_unknown_upload_fails_with_no_such_upload(storage):
 
 
 # --- complete ---------------------------------------------------------------------------------
-def _two_parts(storage) -> tuple[str, list[CompletedPart], bytes]:
+def _two_parts(storage) -> tuple[str, list[StoredPart], bytes]:
     upload_id = storage.create_multipart_upload(KEY, content_type="video/mp4")
     first, second = b"a" * (5 * MiB), b"tail"
     parts = [
-        CompletedPart(number=1, etag=_put_part(storage, KEY, upload_id, 1, first)),
-        CompletedPart(number=2, etag=_put_part(storage, KEY, upload_id, 2, second)),
+        StoredPart(number=1, size=len(first), etag=_put_part(storage, KEY, upload_id, 1, first)),
+        StoredPart(number=2, size=len(second), etag=_put_part(storage, KEY, upload_id, 2, second)),
     ]
     return upload_id, parts, first + second
 
@@ -220,7 +238,7 @@ def test_complete_multipart_upload_sends_quoted_etags_and_checksums(storage, mon
     monkeypatch.setattr(storage.client, "complete_multipart_upload", fake)
 
     etag = storage.complete_multipart_upload(
-        KEY, "up", [CompletedPart(1, "e1"), CompletedPart(2, "e2", checksum=CHECKSUM)]
+        KEY, "up", [StoredPart(1, 1, "e1"), StoredPart(2, 1, "e2", checksum=CHECKSUM)]
     )
 
     assert etag == "abc-2"
@@ -281,14 +299,14 @@ def test_a_dropped_connection_while_completing_is_completion_unknown(storage, mo
         storage.complete_multipart_upload(KEY, upload_id, parts)
 
 
-def test_s3_refusing_the_part_list_is_a_storage_failure_with_its_code(storage):
+def test_s3_refusing_the_part_list_is_a_refusal_with_its_code(storage):
     upload_id, parts, _ = _two_parts(storage)
-    wrong = [parts[0], CompletedPart(number=2, etag="0" * 32)]
+    wrong = [parts[0], StoredPart(number=2, size=1, etag="0" * 32)]
 
     with pytest.raises(StorageFailed) as caught:
         storage.complete_multipart_upload(KEY, upload_id, wrong)
 
-    assert type(caught.value) is StorageFailed
+    assert type(caught.value) is StorageRefused
     assert caught.value.s3_code == "InvalidPart"
     assert "InvalidPart" in caught.value.detail
 
@@ -296,7 +314,7 @@ def test_s3_refusing_the_part_list_is_a_storage_failure_with_its_code(storage):
 def test_s3_refusing_a_small_middle_part_is_entity_too_small(storage):
     upload_id = storage.create_multipart_upload(KEY, content_type="")
     parts = [
-        CompletedPart(number=n, etag=_put_part(storage, KEY, upload_id, n, b"small"))
+        StoredPart(number=n, size=5, etag=_put_part(storage, KEY, upload_id, n, b"small"))
         for n in (1, 2)
     ]
 
@@ -339,7 +357,7 @@ def test_list_multipart_uploads_keeps_to_the_prefix(storage):
 
     listed = storage.list_multipart_uploads("uploads/")
 
-    assert {info.upload_id for info in listed} == ours
+    assert {info.s3_upload_id for info in listed} == ours
     assert all(info.key.startswith("uploads/") for info in listed)
     assert all(info.initiated.tzinfo is not None for info in listed)
 
@@ -366,7 +384,7 @@ def test_list_multipart_uploads_follows_pages(storage, monkeypatch):
 
     listed = storage.list_multipart_uploads("uploads/")
 
-    assert [info.upload_id for info in listed] == ["1", "2"]
+    assert [info.s3_upload_id for info in listed] == ["1", "2"]
     assert calls[1] == {
         "Bucket": storage.bucket,
         "Prefix": "uploads/",
@@ -390,9 +408,9 @@ def test_bucket_cors_exposes_the_etag_to_the_given_origins(storage):
 
     [rule] = storage.get_bucket_cors()
 
-    assert rule["AllowedOrigins"] == ["http://127.0.0.1:8000"]
-    assert "PUT" in rule["AllowedMethods"]
-    assert "ETag" in rule["ExposeHeaders"]
+    assert rule.allowed_origins == ("http://127.0.0.1:8000",)
+    assert "PUT" in rule.allowed_methods
+    assert "ETag" in rule.expose_headers
 
 
 def test_bucket_lifecycle_aborts_incomplete_uploads_under_the_prefix(storage):
@@ -400,9 +418,9 @@ def test_bucket_lifecycle_aborts_incomplete_uploads_under_the_prefix(storage):
 
     [rule] = storage.get_bucket_lifecycle_configuration()
 
-    assert rule["Status"] == "Enabled"
-    assert rule["Filter"] == {"Prefix": "uploads/"}
-    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+    assert rule.enabled
+    assert rule.prefix == "uploads/"
+    assert rule.abort_incomplete_after_days == 7
 
 
 # --- get_storage ------------------------------------------------------------------------------
@@ -435,3 +453,51 @@ def test_get_storage_uses_standard_retries_and_path_style_for_custom_endpoints(s
 
     assert config.retries["mode"] == "standard"
     assert config.s3["addressing_style"] == "path"
+
+
+# --- one translator: what S3 answers becomes one domain error ----------------------------------
+def _client_error(code: str, status: int) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": "..."}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "ListParts",
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "expected", "s3_code"),
+    [
+        (_client_error("NoSuchUpload", 404), UploadGone, "NoSuchUpload"),
+        (_client_error("NoSuchKey", 404), UploadGone, "NoSuchKey"),
+        (_client_error("", 404), UploadGone, ""),
+        (_client_error("SlowDown", 503), StorageBusy, "SlowDown"),
+        (_client_error("InternalError", 500), StorageBusy, "InternalError"),
+        (_client_error("ServiceUnavailable", 503), StorageBusy, "ServiceUnavailable"),
+        (_client_error("SomethingNew", 502), StorageBusy, "SomethingNew"),
+        (_client_error("AccessDenied", 403), StorageRefused, "AccessDenied"),
+        (_client_error("InvalidPart", 400), StorageRefused, "InvalidPart"),
+        (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), StorageFailed, ""),
+    ],
+    ids=[
+        "no such upload",
+        "no such key",
+        "bare 404",
+        "slow down",
+        "internal error",
+        "unavailable",
+        "unknown 5xx",
+        "access denied",
+        "invalid part",
+        "unreachable",
+    ],
+)
+def test_every_s3_failure_leaves_the_seam_as_one_domain_error(
+    storage, monkeypatch, error, expected, s3_code
+):
+    monkeypatch.setattr(storage.client, "list_parts", _failing(error))
+
+    with pytest.raises(StorageFailed) as caught:
+        storage.list_parts(KEY, "up")
+
+    assert type(caught.value) is expected
+    assert caught.value.s3_code == s3_code
+    assert "ListParts" in caught.value.detail

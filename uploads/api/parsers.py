@@ -10,11 +10,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import exceptions, parsers
 
-
-class RequestTooLarge(exceptions.APIException):
-    status_code = 413
-    default_code = "request_too_large"
-    default_detail = "The request body is too large."
+from ..exceptions import RequestTooLarge
 
 
 class BoundedJSONParser(parsers.JSONParser):

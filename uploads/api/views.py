@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import services
+from .. import selectors, services
 from ..models import Upload
 from .serializers import (
     ErrorSerializer,
@@ -57,7 +57,7 @@ def get_own_upload(request: Request, pk: str) -> Upload:
     except ValueError:
         raise Http404 from None
     try:
-        return services.uploads_of(request.user).get(pk=upload_id)
+        return selectors.uploads_of(request.user).get(pk=upload_id)
     except Upload.DoesNotExist:
         raise Http404 from None
 
@@ -84,11 +84,11 @@ class UploadListApi(APIView):
     def get(self, request: Request) -> Response:
         query = UploadListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        uploads = services.uploads_of(request.user)
-        if "status" in query.validated_data:
-            uploads = uploads.filter(status=query.validated_data["status"])
-        if "fingerprint" in query.validated_data:
-            uploads = uploads.filter(fingerprint=query.validated_data["fingerprint"])
+        uploads = selectors.uploads_of(
+            request.user,
+            status=query.validated_data.get("status"),
+            fingerprint=query.validated_data.get("fingerprint"),
+        )
         paginator = NewestFirst()
         page = paginator.paginate_queryset(uploads, request, view=self)
         return paginator.get_paginated_response(UploadSerializer(page, many=True).data)
@@ -102,7 +102,7 @@ class UploadListApi(APIView):
         data = UploadCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         upload, created = services.start_upload(owner=request.user, **data.validated_data)
-        body = UploadDetailSerializer(services.with_parts(upload)).data
+        body = UploadDetailSerializer(selectors.with_parts(upload)).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
@@ -112,7 +112,7 @@ class UploadDetailApi(APIView):
         summary="One upload with its parts, reconciled with S3",
     )
     def get(self, request: Request, pk: str) -> Response:
-        upload = services.upload_status(get_own_upload(request, pk), by=request.user)
+        upload = services.sync_upload_parts(get_own_upload(request, pk), by=request.user)
         return Response(UploadDetailSerializer(upload).data)
 
     @extend_schema(

@@ -52,7 +52,7 @@ class Command(BaseCommand):
             raise CommandError(f"S3 failed: {error.detail}") from error
         for orphan in orphans:
             self.stdout.write(
-                f"{verb} orphan {orphan.key} (S3 upload id {orphan.upload_id}, "
+                f"{verb} orphan {orphan.key} (S3 upload id {orphan.s3_upload_id}, "
                 f"initiated {orphan.initiated:%Y-%m-%d %H:%M} UTC)"
             )
         summary = f"{len(expired)} expired uploads and {len(orphans)} orphans"

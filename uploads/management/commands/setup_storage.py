@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -23,11 +23,15 @@ from uploads.exceptions import StorageFailed
 from uploads.storage import (
     CORS_RULE_ID,
     LIFECYCLE_RULE_ID,
+    CorsRule,
+    LifecycleRule,
     MultipartStorage,
     cors_rule,
     get_storage,
     lifecycle_rule,
 )
+
+Rule = TypeVar("Rule", CorsRule, LifecycleRule)
 
 DAY = 24 * 3600
 
@@ -59,40 +63,13 @@ def lifecycle_days(stale_after: int) -> int:
     return max(1, math.ceil(stale_after / DAY) + 1)
 
 
-def _normal_cors(rule: dict[str, Any]) -> tuple[Any, ...]:
-    return (
-        frozenset(rule.get("AllowedOrigins", [])),
-        frozenset(m.upper() for m in rule.get("AllowedMethods", [])),
-        frozenset(h.lower() for h in rule.get("AllowedHeaders", [])),
-        frozenset(h.lower() for h in rule.get("ExposeHeaders", [])),
-        int(rule.get("MaxAgeSeconds") or 0),
-    )
-
-
-def _prefix_of(rule: dict[str, Any]) -> str | None:
-    # Servers answer the filter in either of S3's two shapes (and the legacy top-level Prefix).
-    flt = rule.get("Filter") or {}
-    if "Prefix" in flt:
-        return flt["Prefix"]
-    if "And" in flt:
-        return None  # a tag or size filter: not a rule this command writes
-    return rule.get("Prefix")
-
-
-def _normal_lifecycle(rule: dict[str, Any]) -> tuple[Any, ...]:
-    abort = rule.get("AbortIncompleteMultipartUpload") or {}
-    return (_prefix_of(rule), rule.get("Status"), abort.get("DaysAfterInitiation"))
-
-
-def _split(
-    rules: Sequence[dict[str, Any]], rule_id: str, wanted: dict[str, Any], normal: Any
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _split(rules: Sequence[Rule], rule_id: str, wanted: Rule) -> tuple[list[Rule], list[Rule]]:
     """(Partwise's rules, everyone else's). Ours carry our ID; a server that drops IDs is
     recognised by identical content, so that re-running never piles up copies."""
-    ours, others = [], []
+    ours: list[Rule] = []
+    others: list[Rule] = []
     for rule in rules:
-        same = not rule.get("ID") and normal(rule) == normal(wanted)
-        is_ours = rule.get("ID") == rule_id or same
+        is_ours = rule.id == rule_id or (not rule.id and rule.same_effect(wanted))
         (ours if is_ours else others).append(rule)
     return ours, others
 
@@ -121,22 +98,22 @@ def setup_bucket(
     if not origins:
         steps.append(Step("CORS", SKIPPED, "UPLOADS_CORS_ORIGINS is empty: no browser may upload"))
     else:
-        wanted = cors_rule(origins)
+        wanted_cors = cors_rule(origins)
         text = f"PUT from {', '.join(origins)}; exposes ETag"
-        ours, others = _split(storage.get_bucket_cors(), CORS_RULE_ID, wanted, _normal_cors)
-        if len(ours) == 1 and _normal_cors(ours[0]) == _normal_cors(wanted):
+        cors_ours, cors_others = _split(storage.get_bucket_cors(), CORS_RULE_ID, wanted_cors)
+        if len(cors_ours) == 1 and cors_ours[0].same_effect(wanted_cors):
             steps.append(Step("CORS", OK, text))
         elif check:
-            steps.append(Step("CORS", DIFFERS if ours else MISSING, text))
+            steps.append(Step("CORS", DIFFERS if cors_ours else MISSING, text))
         else:
-            storage.put_bucket_cors(origins, other_rules=others)
-            steps.append(Step("CORS", UPDATED if ours else CREATED, text))
+            storage.put_bucket_cors(origins, other_rules=cors_others)
+            steps.append(Step("CORS", UPDATED if cors_ours else CREATED, text))
 
     wanted = lifecycle_rule(prefix=prefix, days=days)
     text = f"S3 aborts incomplete multipart uploads under {prefix} after {days} days"
     rules = storage.get_bucket_lifecycle_configuration()
-    ours, others = _split(rules, LIFECYCLE_RULE_ID, wanted, _normal_lifecycle)
-    if len(ours) == 1 and _normal_lifecycle(ours[0]) == _normal_lifecycle(wanted):
+    ours, others = _split(rules, LIFECYCLE_RULE_ID, wanted)
+    if len(ours) == 1 and ours[0].same_effect(wanted):
         steps.append(Step("lifecycle", OK, text))
     elif check:
         steps.append(Step("lifecycle", DIFFERS if ours else MISSING, text))

@@ -1,0 +1,1 @@
+"""Helpers and fixtures shared by every tier (registered in tests/conftest.py)."""

@@ -1,0 +1,128 @@
+"""Every read of uploads and parts that the API, the admin and the tasks need.
+
+Reads only: nothing here changes a row or asks S3 to change anything (services do). A read
+of S3 (the parts it holds, the bucket's lifecycle rule) goes through the storage seam.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from .conf import upload_settings
+from .exceptions import StorageFailed, UploadGone
+from .models import Upload, UploadPart
+from .parts import StoredPart
+from .storage import MultipartStorage, abort_days, get_storage, lifecycle_abort_date
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+__all__ = [
+    "LivePart",
+    "lifecycle_abort_date",
+    "lifecycle_abort_days",
+    "live_parts",
+    "recorded_parts",
+    "stale",
+    "stale_uploads",
+    "status_counts",
+    "stored_parts",
+    "uploads_of",
+    "with_parts",
+]
+
+logger = logging.getLogger(__name__)
+Status = Upload.Status
+
+
+def uploads_of(
+    owner: AbstractBaseUser, *, status: str | None = None, fingerprint: str | None = None
+) -> QuerySet[Upload]:
+    """The owner's uploads, newest first: the only queryset the API reads uploads from."""
+    uploads = Upload.objects.filter(owner=owner)
+    if status is not None:
+        uploads = uploads.filter(status=status)
+    if fingerprint is not None:
+        uploads = uploads.filter(fingerprint=fingerprint)
+    return uploads
+
+
+def with_parts(upload: Upload) -> Upload:
+    """Attach the upload's parts as a fresh prefetch (one query), for serialisation."""
+    upload._prefetched_objects_cache = {"parts": UploadPart.objects.filter(upload=upload)}  # type: ignore[attr-defined]
+    return upload
+
+
+def stale(now: datetime | None = None) -> Q:
+    """Uploads past their expiry and still expirable: the next expiry sweep aborts them."""
+    return Q(
+        status__in=Upload.EXPIRABLE,
+        completed_at__isnull=True,
+        expires_at__lt=now or timezone.now(),
+    )
+
+
+def stale_uploads(now: datetime | None = None) -> QuerySet[Upload]:
+    """The stale uploads, longest expired first, with their owners."""
+    return Upload.objects.filter(stale(now)).select_related("owner").order_by("expires_at")
+
+
+def status_counts() -> dict[str, int]:
+    """How many uploads are in each status (every status listed), from one query."""
+    counts = dict(Upload.objects.order_by().values_list("status").annotate(count=Count("pk")))
+    return {value: counts.get(value, 0) for value in Status.values}
+
+
+def recorded_parts(upload: Upload, *, limit: int) -> tuple[list[UploadPart], int]:
+    """The first `limit` recorded parts in order, and how many there are in all."""
+    parts = UploadPart.objects.filter(upload=upload).order_by("number")
+    return list(parts[:limit]), parts.count()
+
+
+def stored_parts(upload: Upload, *, storage: MultipartStorage | None = None) -> list[StoredPart]:
+    """The parts S3 holds for the upload right now (none once S3 has let the upload go)."""
+    if upload.status not in (Status.UPLOADING, Status.COMPLETING, Status.FAILED):
+        return []
+    try:
+        return (storage or get_storage()).list_parts(upload.key, upload.s3_upload_id)
+    except UploadGone:
+        return []
+
+
+@dataclass(frozen=True)
+class LivePart:
+    """A part S3 holds, and whether it is the one the server recorded (same ETag)."""
+
+    part: StoredPart
+    matches_record: bool
+
+
+def live_parts(
+    upload: Upload, recorded: list[UploadPart], *, storage: MultipartStorage | None = None
+) -> list[LivePart]:
+    """S3's parts of the upload against the recorded ones (the admin's live view)."""
+    by_number = {part.number: part for part in recorded}
+    return [
+        LivePart(part, part.number in by_number and by_number[part.number].etag == part.etag)
+        for part in stored_parts(upload, storage=storage)
+    ]
+
+
+def lifecycle_abort_days(*, storage: MultipartStorage | None = None) -> int | None:
+    """Days after initiation when the bucket's lifecycle rule aborts Partwise's uploads.
+
+    None when no enabled AbortIncompleteMultipartUpload rule covers the whole key prefix, or
+    when S3 cannot say (the admin then shows no date rather than failing).
+    """
+    try:
+        rules = (storage or get_storage()).get_bucket_lifecycle_configuration()
+    except StorageFailed:
+        logger.info("could not read the bucket's lifecycle rules", exc_info=True)
+        return None
+    return abort_days(rules, upload_settings().key_prefix)

@@ -1,0 +1,78 @@
+"""The upload services: the only code that changes an upload's state, by capability.
+
+- `validation`: pure checks of what clients send;
+- `state`: compare-and-set transitions, activity and expiry, who may act (`Operator`);
+- `uploading`: start, sign, record, and the sync of recorded parts with S3;
+- `completion`: claim, check the parts, complete in S3, settle;
+- `cleanup`: abort, expiry, orphans, the operators' batch actions;
+- `verification`: a completed object checked again, reconciliation.
+
+Views, admin actions, Celery tasks and the Uppy layer call these and hold no rule of their own;
+reads they need are in `uploads.selectors`. Each service takes the storage to use as a keyword
+argument (`get_storage()` when none is given), so tests pass a fake instead of patching.
+"""
+
+from ..parts import PartToSign, ReportedPart, SignedPart
+from .cleanup import (
+    BatchResult,
+    Orphan,
+    abort_orphans,
+    abort_upload,
+    abort_uploads,
+    expire_stale_uploads,
+    extend_expiry,
+    find_orphans,
+    reconcile_orphans,
+)
+from .completion import complete_upload, record_parts_and_complete
+from .state import (
+    COMPLETION_TAKEOVER_AFTER,
+    EXPIRABLE,
+    OPERATOR,
+    OWNING,
+    Actor,
+    Operator,
+)
+from .uploading import record_parts, sign_parts, start_upload, sync_upload_parts
+from .validation import (
+    check_checksum,
+    check_content_type,
+    check_etag,
+    clean_filename,
+)
+from .verification import composite_checksum, reconcile_upload, reconcile_uploads, verify_upload
+
+__all__ = [
+    "COMPLETION_TAKEOVER_AFTER",
+    "EXPIRABLE",
+    "OPERATOR",
+    "OWNING",
+    "Actor",
+    "BatchResult",
+    "Operator",
+    "Orphan",
+    "PartToSign",
+    "ReportedPart",
+    "SignedPart",
+    "abort_orphans",
+    "abort_upload",
+    "abort_uploads",
+    "check_checksum",
+    "check_content_type",
+    "check_etag",
+    "clean_filename",
+    "complete_upload",
+    "composite_checksum",
+    "expire_stale_uploads",
+    "extend_expiry",
+    "find_orphans",
+    "reconcile_orphans",
+    "reconcile_upload",
+    "reconcile_uploads",
+    "record_parts",
+    "record_parts_and_complete",
+    "sign_parts",
+    "start_upload",
+    "sync_upload_parts",
+    "verify_upload",
+]

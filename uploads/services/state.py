@@ -1,0 +1,121 @@
+"""The upload state machine: compare-and-set transitions, activity and expiry, who may act.
+
+Every status change goes through `transition` (`UPDATE … WHERE status IN old`), so two racing
+calls cannot both win, on SQLite or PostgreSQL and across any number of processes. The
+completion take-over rules live here too: when a `completing` upload belongs to a call that
+died, and how long a second call waits for a first.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from django.utils import timezone
+
+from ..conf import upload_settings
+from ..exceptions import UploadConflict
+from ..models import Upload
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+Status = Upload.Status
+
+OWNING = Upload.OWNING
+EXPIRABLE = Upload.EXPIRABLE
+
+
+class Operator(enum.Enum):
+    """Who acts when no user does: an admin action, a Celery task, a management command.
+
+    Services check ownership against a user; `by=OPERATOR` says, explicitly, that the caller
+    is the operator side and may act on anyone's upload.
+    """
+
+    OPERATOR = "operator"
+
+
+OPERATOR = Operator.OPERATOR
+Actor: TypeAlias = "AbstractBaseUser | Operator"
+
+
+def require_owner(upload: Upload, by: Actor) -> None:
+    """The second lock: callers select uploads through an owner-scoped queryset already."""
+    if by is not OPERATOR and upload.owner_id != by.pk:
+        raise UploadConflict("Not your upload.")
+
+
+def require_status(upload: Upload, *allowed: str) -> None:
+    if upload.status not in allowed:
+        raise UploadConflict(
+            f"The upload is {upload.status}; this needs it to be {' or '.join(allowed)}.",
+            status=upload.status,
+        )
+
+
+def new_expiry(now: datetime) -> datetime:
+    """When an upload active at `now` becomes stale."""
+    return now + timedelta(seconds=upload_settings().stale_after)
+
+
+def transition(upload: Upload, old: Sequence[str], new: str, **fields: Any) -> bool:
+    """Compare-and-set the status; True when this call won and `upload` now reflects it."""
+    fields["updated_at"] = timezone.now()
+    won = Upload.objects.filter(pk=upload.pk, status__in=list(old)).update(status=new, **fields)
+    if won:
+        upload.status = new
+        for name, value in fields.items():
+            setattr(upload, name, value)
+    else:
+        upload.refresh_status()
+    return bool(won)
+
+
+def touch(upload: Upload) -> None:
+    """Record activity: the upload stays alive for another UPLOADS_STALE_AFTER.
+
+    Conditional on the upload still uploading, so a sign or report that races an abort or a
+    completion loses cleanly instead of writing parts into a finished upload.
+    """
+    now = timezone.now()
+    expires_at = new_expiry(now)
+    touched = Upload.objects.filter(pk=upload.pk, status=Status.UPLOADING).update(
+        updated_at=now, expires_at=expires_at
+    )
+    if not touched:
+        upload.refresh_status()
+        require_status(upload, Status.UPLOADING)
+    upload.updated_at, upload.expires_at = now, expires_at
+
+
+# A CompleteMultipartUpload of 10,000 parts can take minutes; a `completing` row older than
+# this belongs to a call that died (process killed), and a new completion may take over.
+COMPLETION_TAKEOVER_AFTER = timedelta(minutes=15)
+# A completion that finds another call completing the same upload waits this long for that
+# call's outcome, so that both answer the same (a retried or doubled "complete" is common).
+COMPLETION_WAIT = 10.0  # seconds
+_COMPLETION_POLL = 0.1
+
+
+def take_over_dead_completion(upload: Upload) -> bool:
+    """Move a `completing` upload abandoned by a dead call back to `uploading` (compare-and-set)."""
+    cutoff = timezone.now() - COMPLETION_TAKEOVER_AFTER
+    taken = Upload.objects.filter(
+        pk=upload.pk, status=Status.COMPLETING, updated_at__lt=cutoff
+    ).update(status=Status.UPLOADING, updated_at=timezone.now())
+    upload.refresh_status()
+    return bool(taken)
+
+
+def wait_for_racing_completion(upload: Upload) -> None:
+    """Poll the row until the racing completion has settled it, or COMPLETION_WAIT passes."""
+    deadline = time.monotonic() + COMPLETION_WAIT
+    while upload.status == Status.COMPLETING and time.monotonic() < deadline:
+        time.sleep(_COMPLETION_POLL)
+        upload.refresh_status()
+    # Everything the winner wrote (progress, times), so both calls answer the same body.
+    upload.refresh_from_db()

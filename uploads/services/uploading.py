@@ -1,0 +1,351 @@
+"""Uploading: start an upload, sign its parts, record what clients report, sync with S3.
+
+The client's word is only progress here; completion (completion.py) checks every part against
+S3. Each function takes the upload, the acting user (`by`) and, for tests and other stores, the
+storage to use (`get_storage()` when none is given).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import SuspiciousFileOperation
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.text import get_valid_filename
+
+from ..conf import upload_settings
+from ..exceptions import (
+    ChecksumRequired,
+    IdempotencyConflict,
+    InvalidInput,
+    PartConflict,
+    StorageFailed,
+    UploadTooLarge,
+)
+from ..models import Upload, UploadPart
+from ..parts import PartToSign, ReportedPart, SignedPart, StoredPart, plan_parts
+from ..selectors import with_parts
+from ..storage import MultipartStorage, get_storage
+from .state import Actor, Status, new_expiry, require_owner, require_status, touch
+from .validation import (
+    check_checksum,
+    check_checksum_algorithm,
+    check_content_type,
+    check_etag,
+    check_part_numbers,
+    clean_filename,
+)
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+logger = logging.getLogger(__name__)
+
+
+def start_upload(
+    *,
+    owner: AbstractBaseUser,
+    filename: str,
+    size: int | None,
+    content_type: str = "",
+    checksum_algorithm: str = "",
+    fingerprint: str = "",
+    part_size: int | None = None,
+    client_token: str | None = None,
+    storage: MultipartStorage | None = None,
+) -> tuple[Upload, bool]:
+    """Plan the parts, create the S3 multipart upload under a server-generated key, record it.
+
+    Returns (upload, created). The same `client_token` again returns the first upload with
+    created=False; a different request under a used token is an IdempotencyConflict.
+    `size=None` starts an unplanned upload (Uppy never says how large the file is).
+    """
+    conf = upload_settings()
+    filename = clean_filename(filename)
+    content_type = check_content_type(content_type, filename)
+    checksum_algorithm = check_checksum_algorithm(checksum_algorithm)
+    plan = None
+    if size is not None:
+        if size < 0:
+            raise InvalidInput("size must not be negative.", field="size")
+        if size > conf.max_size:
+            raise UploadTooLarge(f"The largest accepted upload is {conf.max_size} bytes.")
+        preferred = part_size if part_size is not None else conf.part_size
+        try:
+            plan = plan_parts(size, preferred)
+        except ValueError as error:
+            raise InvalidInput(str(error), field="part_size") from error
+
+    if client_token:
+        existing = Upload.objects.filter(owner=owner, client_token=client_token).first()
+        if existing is not None:
+            return _replay(existing, filename=filename, size=size), False
+
+    upload_id = uuid.uuid4()
+    # The key is the server's: a prefix, our UUID, and a tamed copy of the name for humans.
+    try:
+        safe_name = get_valid_filename(filename)[:200] or "file"
+    except SuspiciousFileOperation:  # nothing usable is left of the name, e.g. only symbols
+        safe_name = "file"
+    key = f"{conf.key_prefix}{upload_id}/{safe_name}"
+    storage = storage or get_storage()
+    s3_upload_id = storage.create_multipart_upload(
+        key, content_type=content_type, checksum_algorithm=checksum_algorithm
+    )
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            upload = Upload.objects.create(
+                id=upload_id,
+                owner=owner,
+                filename=filename,
+                size=size,
+                content_type=content_type,
+                key=key,
+                s3_upload_id=s3_upload_id,
+                part_size=plan.part_size if plan else None,
+                part_count=plan.part_count if plan else None,
+                checksum_algorithm=checksum_algorithm,
+                fingerprint=fingerprint,
+                client_token=client_token or None,
+                expires_at=new_expiry(now),
+            )
+    except BaseException as error:
+        # Undo at once: an S3 upload with no row would only be found by the orphan sweep.
+        try:
+            storage.abort_multipart_upload(key, s3_upload_id)
+        except StorageFailed:
+            logger.warning("could not abort %s after a failed insert", key, exc_info=True)
+        if isinstance(error, IntegrityError) and client_token:
+            # A concurrent create with the same token won the race: answer with its upload.
+            existing = Upload.objects.filter(owner=owner, client_token=client_token).first()
+            if existing is not None:
+                return _replay(existing, filename=filename, size=size), False
+        raise
+    return upload, True
+
+
+def _replay(existing: Upload, *, filename: str, size: int | None) -> Upload:
+    if existing.filename != filename or existing.size != size:
+        raise IdempotencyConflict(upload=str(existing.id))
+    return existing
+
+
+def sign_parts(
+    upload: Upload,
+    *,
+    parts: Sequence[PartToSign],
+    by: Actor,
+    storage: MultipartStorage | None = None,
+) -> list[SignedPart]:
+    """Presigned UploadPart URLs for a batch of parts, each binding its size and checksum."""
+    require_owner(upload, by)
+    require_status(upload, Status.UPLOADING)
+    check_part_numbers(upload, [part.number for part in parts])
+    checksums = {}
+    for part in parts:
+        if part.checksum:
+            checksums[part.number] = check_checksum(part.checksum)
+        elif upload.checksum_algorithm:
+            raise ChecksumRequired(parts=[part.number])
+    plan = upload.plan
+    conf = upload_settings()
+    now = timezone.now()
+
+    if checksums:
+        # A part already uploaded keeps the checksum S3 verified: re-signing it with another
+        # one would make the stored checksum lie about the bytes in S3.
+        numbers = sorted(checksums)
+        # A batch is usually a run of consecutive parts: a range is one comparison in SQL,
+        # where `IN` costs the ORM a parameter per part.
+        if numbers[-1] - numbers[0] + 1 == len(numbers):
+            chosen = Q(number__gte=numbers[0], number__lte=numbers[-1])
+        else:
+            chosen = Q(number__in=numbers)
+        clashing = [
+            number
+            for number, checksum in UploadPart.objects.filter(chosen, upload=upload)
+            .exclude(etag="")
+            .values_list("number", "checksum")
+            if checksum and checksum != checksums[number]
+        ]
+        if clashing:
+            raise PartConflict(
+                "These parts are already uploaded with another checksum.", parts=clashing
+            )
+    # Only a call that will sign counts as activity (a refused one changes nothing).
+    touch(upload)
+    if checksums:
+        UploadPart.objects.upsert(
+            upload,
+            [
+                {
+                    "number": number,
+                    "checksum": checksum,
+                    "size": plan.size_of(number) if plan else None,
+                    "signed_at": now,
+                }
+                for number, checksum in checksums.items()
+            ],
+            update=["checksum", "signed_at"],
+        )
+
+    to_presign = [
+        PartToSign(
+            number=part.number,
+            size=plan.size_of(part.number) if plan else None,
+            checksum=checksums.get(part.number, ""),
+        )
+        for part in parts
+    ]
+    return (storage or get_storage()).presign_upload_parts(
+        upload.key, upload.s3_upload_id, to_presign, expires_in=conf.url_expiry
+    )
+
+
+def record_parts(upload: Upload, *, parts: Sequence[ReportedPart], by: Actor) -> Upload:
+    """Record parts the client says it uploaded (one or many); returns the upload's progress.
+
+    The client's word is only progress: completion checks every part against S3.
+    """
+    require_owner(upload, by)
+    require_status(upload, Status.UPLOADING)
+    check_part_numbers(upload, [part.number for part in parts])
+    reported = {part.number: part for part in parts}
+    etags = {number: check_etag(part.etag) for number, part in reported.items()}
+    for part in parts:
+        if part.checksum:
+            check_checksum(part.checksum)  # stored below when none was signed: never unchecked
+    signed = dict(
+        UploadPart.objects.filter(upload=upload, number__in=list(reported)).values_list(
+            "number", "checksum"
+        )
+    )
+    mismatched = [
+        number
+        for number, part in reported.items()
+        if part.checksum and signed.get(number) and check_checksum(part.checksum) != signed[number]
+    ]
+    if mismatched:
+        raise PartConflict(
+            "The checksum differs from the one the part was signed with.", parts=mismatched
+        )
+    if upload.checksum_algorithm:
+        unsigned = sorted(n for n in reported if not signed.get(n) and not reported[n].checksum)
+        if unsigned:
+            raise ChecksumRequired(parts=unsigned)
+    plan = upload.plan
+    now = timezone.now()
+    touch(upload)
+    UploadPart.objects.upsert(
+        upload,
+        [
+            {
+                "number": number,
+                "etag": etags[number],
+                "checksum": signed.get(number) or part.checksum,
+                "size": plan.size_of(number) if plan else None,
+                "uploaded_at": now,
+            }
+            for number, part in reported.items()
+        ],
+        update=["etag", "checksum", "size", "uploaded_at"],
+    )
+    refresh_progress(upload)
+    return upload
+
+
+def sync_upload_parts(
+    upload: Upload, *, by: Actor, storage: MultipartStorage | None = None
+) -> Upload:
+    """Bring the recorded parts in line with S3's ListParts; answer the upload with its parts.
+
+    Recorded parts S3 does not have lose their ETag; parts S3 has that were never reported are
+    recorded. Only an upload still in progress is reconciled; others answer from the database.
+    """
+    require_owner(upload, by)
+    if upload.status == Status.UPLOADING:
+        stored = (storage or get_storage()).list_parts(upload.key, upload.s3_upload_id)
+        reconcile_parts(upload, stored)
+    return with_parts(upload)
+
+
+def one_copy_per_part(
+    stored: Sequence[StoredPart], recorded: dict[int, UploadPart]
+) -> dict[int, StoredPart]:
+    """S3's parts by number; of several copies of one number, the one the client reported.
+
+    A part sent twice (two sessions, a retry) is one copy on AWS, the last. SeaweedFS lists
+    every copy and completes with the one whose ETag the completion names, so the copy whose
+    ETag was reported is the truth; without a match, the last listed stands for the part (and
+    completion then refuses the reported ETag as a mismatch).
+    """
+    found: dict[int, StoredPart] = {}
+    for part in stored:
+        reported = recorded.get(part.number)
+        held = found.get(part.number)
+        if held is None or not (reported and reported.etag and held.etag == reported.etag):
+            found[part.number] = part
+    return found
+
+
+def reconcile_parts(upload: Upload, stored: Sequence[StoredPart]) -> None:
+    """Record what S3 holds: parts it has that differ or were never reported, and forget
+    reported parts it does not have (progress follows)."""
+    recorded = {part.number: part for part in UploadPart.objects.filter(upload=upload)}
+    in_s3 = {
+        number: part
+        for number, part in one_copy_per_part(stored, recorded).items()
+        if not upload.part_count or number <= upload.part_count
+    }
+    now = timezone.now()
+    changed = [
+        UploadPart(
+            upload=upload,
+            number=number,
+            etag=part.etag,
+            size=part.size,
+            checksum=(recorded[number].checksum if number in recorded else "") or part.checksum,
+            uploaded_at=now,
+        )
+        for number, part in in_s3.items()
+        if number not in recorded
+        or recorded[number].etag != part.etag
+        or recorded[number].size != part.size
+    ]
+    gone = [number for number, part in recorded.items() if part.etag and number not in in_s3]
+    if changed:
+        UploadPart.objects.upsert(
+            upload,
+            [
+                {
+                    "number": part.number,
+                    "etag": part.etag,
+                    "size": part.size,
+                    "checksum": part.checksum,
+                    "uploaded_at": part.uploaded_at,
+                }
+                for part in changed
+            ],
+            update=["etag", "size", "uploaded_at"],
+        )
+    if gone:
+        UploadPart.objects.filter(upload=upload, number__in=gone).update(etag="", uploaded_at=None)
+    if changed or gone:
+        refresh_progress(upload)
+
+
+def refresh_progress(upload: Upload) -> None:
+    """Rewrite the denormalised progress counters from the parts table, in one query."""
+    totals = UploadPart.objects.filter(upload=upload).exclude(etag="")
+    agg = totals.aggregate(parts=Count("pk"), size=Coalesce(Sum("size"), 0))
+    upload.parts_uploaded, upload.bytes_uploaded = agg["parts"], agg["size"]
+    Upload.objects.filter(pk=upload.pk).update(
+        parts_uploaded=upload.parts_uploaded, bytes_uploaded=upload.bytes_uploaded
+    )

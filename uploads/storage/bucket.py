@@ -1,0 +1,122 @@
+"""Partwise's bucket rules (CORS and lifecycle), and the one reader of S3's rule documents.
+
+`setup_storage` writes these rules; the admin reads the lifecycle rule to say when S3 itself
+would abort an upload. Both read rules through `lifecycle_rule_from_s3`, so there is one answer
+to "which keys does this rule cover?".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .types import CorsRule, LifecycleRule
+
+CORS_RULE_ID = "partwise-browser-uploads"
+LIFECYCLE_RULE_ID = "partwise-abort-incomplete-multipart-uploads"
+CHECKSUM_HEADER = "x-amz-checksum-sha256"
+
+
+def cors_rule(origins: Iterable[str]) -> CorsRule:
+    """Partwise's CORS rule: browsers on `origins` PUT parts and read the ETag S3 answers.
+
+    Without ETag in ExposeHeaders a browser script cannot read it, and no part can be reported.
+    """
+    return CorsRule(
+        id=CORS_RULE_ID,
+        allowed_origins=tuple(origins),
+        allowed_methods=("PUT", "GET", "HEAD"),
+        allowed_headers=("*",),
+        expose_headers=("ETag", CHECKSUM_HEADER),
+        max_age_seconds=3600,
+    )
+
+
+def lifecycle_rule(*, prefix: str, days: int) -> LifecycleRule:
+    """Partwise's lifecycle rule: S3 aborts multipart uploads under `prefix` after `days`."""
+    return LifecycleRule(
+        id=LIFECYCLE_RULE_ID,
+        enabled=True,
+        prefix=prefix,
+        abort_incomplete_after_days=days,
+        document={
+            "ID": LIFECYCLE_RULE_ID,
+            "Status": "Enabled",
+            "Filter": {"Prefix": prefix},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
+        },
+    )
+
+
+def rule_prefix(document: Mapping[str, Any]) -> str | None:
+    """The key prefix an S3 lifecycle rule covers ("" = every key); None for tag/size filters.
+
+    S3 writes the filter in several shapes: `Filter: {"Prefix": p}`, `Filter: {}` (every key),
+    `Filter: {"And": {...}}` (prefix with tags or sizes), or the legacy top-level `Prefix`.
+    """
+    if "Filter" not in document or document["Filter"] is None:
+        return str(document.get("Prefix", "") or "")
+    flt = document["Filter"]
+    if set(flt) - {"Prefix"}:
+        return None
+    return str(flt.get("Prefix", "") or "")
+
+
+def lifecycle_rule_from_s3(document: Mapping[str, Any]) -> LifecycleRule:
+    abort = document.get("AbortIncompleteMultipartUpload") or {}
+    days = abort.get("DaysAfterInitiation")
+    return LifecycleRule(
+        id=str(document.get("ID", "") or ""),
+        enabled=document.get("Status") == "Enabled",
+        prefix=rule_prefix(document),
+        abort_incomplete_after_days=int(days) if days else None,
+        document=dict(document),
+    )
+
+
+def cors_rule_from_s3(document: Mapping[str, Any]) -> CorsRule:
+    return CorsRule(
+        id=str(document.get("ID", "") or ""),
+        allowed_origins=tuple(document.get("AllowedOrigins", ())),
+        allowed_methods=tuple(document.get("AllowedMethods", ())),
+        allowed_headers=tuple(document.get("AllowedHeaders", ())),
+        expose_headers=tuple(document.get("ExposeHeaders", ())),
+        max_age_seconds=int(document.get("MaxAgeSeconds") or 0),
+    )
+
+
+def cors_rule_to_s3(rule: CorsRule) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "AllowedOrigins": list(rule.allowed_origins),
+        "AllowedMethods": list(rule.allowed_methods),
+    }
+    if rule.id:
+        document["ID"] = rule.id
+    if rule.allowed_headers:
+        document["AllowedHeaders"] = list(rule.allowed_headers)
+    if rule.expose_headers:
+        document["ExposeHeaders"] = list(rule.expose_headers)
+    if rule.max_age_seconds:
+        document["MaxAgeSeconds"] = rule.max_age_seconds
+    return document
+
+
+def abort_days(rules: Iterable[LifecycleRule], prefix: str) -> int | None:
+    """Days after initiation when some enabled rule aborts every upload under `prefix`."""
+    days = [
+        rule.abort_incomplete_after_days
+        for rule in rules
+        if rule.aborts_under(prefix) and rule.abort_incomplete_after_days
+    ]
+    return min(days) if days else None
+
+
+def lifecycle_abort_date(initiated: datetime, days: int) -> datetime:
+    """When S3 aborts an upload: initiation + days, rounded up to the next midnight UTC.
+
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpu-abort-incomplete-mpu-lifecycle-config.html
+    """
+    moment = initiated.astimezone(UTC) + timedelta(days=days)
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight if moment == midnight else midnight + timedelta(days=1)
