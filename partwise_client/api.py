@@ -109,7 +109,7 @@ def error_from(response: requests.Response) -> PartwiseError:
 
 
 class PartwiseApi:
-    """The calls of DESIGN.md's REST API, plus token login."""
+    """The calls of the REST API (README.md, "REST API"), plus token login."""
 
     def __init__(
         self,

@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
-from .conf import KNOWN_SETTINGS
+from .conf import KNOWN_SETTINGS, upload_settings
 from .parts import MAX_PART_SIZE, MIN_PART_SIZE
 
 E001_BUCKET_MISSING = "UPLOADS_BUCKET is empty: set it to the bucket that holds uploads."
@@ -15,8 +15,8 @@ E003_PREFIX = "UPLOADS_KEY_PREFIX must be non-empty and end with '/'."
 CLIENT_SIGN_BATCH = 100
 W001_UNKNOWN_SETTING = "Unknown setting {name}: it has no effect (a typo?)."
 W002_WEBHOOK_UNSIGNED = (
-    "UPLOADS_WEBHOOK_URL is set but UPLOADS_WEBHOOK_SECRET is empty: the events are signed "
-    "with an empty key, so the receiver cannot tell them from forged ones."
+    "UPLOADS_WEBHOOK_URL is set but UPLOADS_WEBHOOK_SECRET is empty: no event is sent, since "
+    "the receiver could not tell an unsigned event from a forged one."
 )
 W003_SIGN_BATCH_SMALL = (
     "UPLOADS_SIGN_BATCH_MAX is below 100: the browser and Python clients sign up to 100 parts "
@@ -29,18 +29,19 @@ W003_SIGN_BATCH_SMALL = (
 def check_upload_settings(app_configs: Any = None, **kwargs: Any) -> list:
     """Refuse settings that would make uploads fail later, at a worse time."""
     problems: list = []
-    if not settings.UPLOADS_BUCKET:
+    conf = upload_settings()
+    if not conf.bucket:
         problems.append(Error(E001_BUCKET_MISSING, id="uploads.E001"))
-    if not MIN_PART_SIZE <= settings.UPLOADS_PART_SIZE <= MAX_PART_SIZE:
+    if not MIN_PART_SIZE <= conf.part_size <= MAX_PART_SIZE:
         problems.append(Error(E002_PART_SIZE, id="uploads.E002"))
-    prefix = settings.UPLOADS_KEY_PREFIX
-    if not prefix or not prefix.endswith("/"):
+    if not conf.key_prefix or not conf.key_prefix.endswith("/"):
         # An empty prefix would let cleanup touch every multipart upload in the bucket.
         problems.append(Error(E003_PREFIX, id="uploads.E003"))
-    if settings.UPLOADS_SIGN_BATCH_MAX < CLIENT_SIGN_BATCH:
+    if conf.sign_batch_max < CLIENT_SIGN_BATCH:
         problems.append(Warning(W003_SIGN_BATCH_SMALL, id="uploads.W003"))
-    if settings.UPLOADS_WEBHOOK_URL and not settings.UPLOADS_WEBHOOK_SECRET:
+    if conf.webhook_url and not conf.webhook_secret:
         problems.append(Warning(W002_WEBHOOK_UNSIGNED, id="uploads.W002"))
+    # The one read of settings outside conf.py: which UPLOADS_* names exist at all.
     for name in dir(settings):
         if name.startswith("UPLOADS_") and name not in KNOWN_SETTINGS:
             problems.append(Warning(W001_UNKNOWN_SETTING.format(name=name), id="uploads.W001"))

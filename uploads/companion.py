@@ -1,7 +1,8 @@
 """Uppy/Companion-compatible endpoints: what `@uppy/aws-s3` calls on a Companion endpoint.
 
 An existing Uppy front end points `companionEndpoint` (Uppy 6) or `endpoint` (Uppy 5) at the
-site and works unchanged; the shapes are Companion's (see UPPY.md). Every route is a thin
+site and works unchanged; the shapes are Companion's (its `/s3/multipart` routes, as @uppy/aws-s3
+calls them; docs/architecture.md, "The Uppy layer"). Every route is a thin
 caller of the same services as the REST API, so Partwise's guarantees hold:
 
 * login required (session or `Authorization: Token`), and an upload id that is not the

@@ -1,6 +1,7 @@
 """The app's own settings, read from django.conf.settings at call time.
 
-This is the only module that reads the UPLOADS_* names, so pytest-django's `settings` fixture
+The app reads its UPLOADS_* knobs through `upload_settings()` only (checks.py also lists which
+UPLOADS_* names exist, to warn of typos), at call time, so pytest-django's `settings` fixture
 (and any override) takes effect without a restart.
 """
 

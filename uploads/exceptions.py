@@ -160,3 +160,42 @@ class TooManyTokens(UploadConflict):
 
     code = "too_many_tokens"
     default_detail = "This user has too many tokens: revoke unused ones first."
+
+
+# --- the one table of error codes -------------------------------------------------------------
+# Codes that answers carry without an UploadError behind them: DRF's and Django's own errors,
+# which uploads/api/errors.py passes through with these codes (DRF's `default_code`s).
+FRAMEWORK_CODES = {
+    "invalid": 400,  # every DRF ValidationError, whatever its field codes
+    "parse_error": 400,  # a body that is not JSON
+    "authentication_failed": 401,  # a wrong, revoked or malformed token
+    "not_authenticated": 401,  # no credentials
+    "csrf_failed": 403,  # uploads.api.authentication.CsrfSessionAuthentication
+    "permission_denied": 403,
+    "not_found": 404,  # not yours, or absent
+    "method_not_allowed": 405,
+    "not_acceptable": 406,
+    "unsupported_media_type": 415,  # a body that is not application/json
+    "throttled": 429,  # with Retry-After
+    "error": 500,  # DRF's APIException base (never raised by Partwise itself)
+    "server_error": 500,  # uploads.api.errors.server_error, Django's handler500 (a bug)
+}
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found.extend(_subclasses(sub))
+    return found
+
+
+def error_codes() -> dict[str, int]:
+    """Every `code` an error answer can carry, with its HTTP status, sorted by code.
+
+    The schema's Error enum and README's table are built from (or tested against) this.
+    """
+    codes: dict[str, int] = dict(FRAMEWORK_CODES)
+    for cls in [UploadError, *_subclasses(UploadError)]:
+        codes.setdefault(cls.code, cls.status_code)
+    return dict(sorted(codes.items()))

@@ -1,4 +1,4 @@
-"""The Uppy/Companion-compatible endpoints: Companion's contract (UPPY.md), Partwise's rules."""
+"""The Uppy/Companion-compatible endpoints: Companion's contract, and Partwise's rules on it."""
 
 import hashlib
 import uuid

@@ -80,3 +80,18 @@ def test_the_docs_page_and_the_schema_are_served(db):
     served = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert served.status_code == 200
     assert "/s3/multipart" in served.json()["paths"]
+
+
+def test_every_code_drf_itself_answers_with_is_in_the_one_table():
+    """DRF's own errors pass through the handler with their codes: the table names them all."""
+    from rest_framework import exceptions as drf
+
+    def every(cls: type) -> list[type]:
+        return [cls, *(sub for child in cls.__subclasses__() for sub in every(child))]
+
+    drf_codes = {
+        str(cls.default_code): cls.status_code
+        for cls in every(drf.APIException)
+        if cls.__module__.startswith("rest_framework")
+    }
+    assert drf_codes.items() <= error_codes().items()

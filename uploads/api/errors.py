@@ -10,11 +10,11 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from ..exceptions import UploadError
+from ..exceptions import RequestTooLarge, UploadError
 
 
 def _first_code(codes: Any) -> str:
@@ -28,15 +28,12 @@ def _first_code(codes: Any) -> str:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge()
     if isinstance(exc, UploadError):
         set_rollback()
         body = {"code": exc.code, "detail": exc.detail, **exc.extra}
         return Response(body, status=exc.status_code)
-    if isinstance(exc, RequestDataTooBig):
-        return Response(
-            {"code": "request_too_large", "detail": "The request body is too large."},
-            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -4,25 +4,17 @@ drf-spectacular only knows DRF's own authentication classes; `CsrfSessionScheme`
 (a cookie session). `document_error_codes` (a postprocessing hook named in
 SPECTACULAR_SETTINGS) lists every `code` an error answer can carry as an enum on the shared
 `Error` component, with the status each code comes with, so client generators get a closed set
-to switch on. The list is computed from the exception classes, so a new one is documented by
-being defined.
+to switch on. The list is `uploads.exceptions.error_codes()`: a new exception class is
+documented by being defined.
 """
 
 from typing import Any
 
 from drf_spectacular.authentication import SessionScheme
-from rest_framework import exceptions
 
-from ..exceptions import UploadError
+from ..exceptions import error_codes
 
-# Codes the exception handler produces that no exception class declares as its default.
-EXTRA_CODES = {
-    "invalid": 400,  # every DRF ValidationError, whatever its field codes
-    "csrf_failed": 403,  # uploads.api.authentication.CsrfSessionAuthentication
-    "request_too_large": 413,  # Django's RequestDataTooBig, mapped in errors.py
-    "server_error": 500,  # errors.server_error, Django's handler500 (a bug, never bad input)
-}
-
+__all__ = ["CsrfSessionScheme", "OriginSessionScheme", "document_error_codes", "error_codes"]
 
 class CsrfSessionScheme(SessionScheme):
     target_class = "rest_framework.authentication.SessionAuthentication"
@@ -35,25 +27,6 @@ class OriginSessionScheme(SessionScheme):
     target_class = "uploads.companion.OriginSessionAuthentication"
     name = "sameOriginCookieAuth"
     priority = 1  # before CsrfSessionScheme, which matches it as a subclass
-
-
-def _subclasses(cls: type) -> list[type]:
-    found = []
-    for sub in cls.__subclasses__():
-        found.append(sub)
-        found.extend(_subclasses(sub))
-    return found
-
-
-def error_codes() -> dict[str, int]:
-    """Every error code an answer can carry, with its HTTP status."""
-    codes: dict[str, int] = dict(EXTRA_CODES)
-    for cls in [exceptions.APIException, *_subclasses(exceptions.APIException)]:
-        if cls is not exceptions.ValidationError:
-            codes.setdefault(str(cls.default_code), int(cls.status_code))
-    for cls in [UploadError, *_subclasses(UploadError)]:
-        codes.setdefault(cls.code, cls.status_code)
-    return dict(sorted(codes.items()))
 
 
 def document_error_codes(result: dict[str, Any], generator: Any, **kwargs: Any) -> dict[str, Any]:
