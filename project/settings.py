@@ -9,7 +9,7 @@ from pathlib import Path
 
 import environ
 
-from .embedded import (
+from .dev.embedded import (
     BASE_DIR,
     EMBEDDED_S3_ENDPOINT,
     VAR_DIR,
@@ -32,10 +32,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "uploads",
     "uploads.tokens",
+    # `manage.py rundev` (what `make run` runs) and the embedded SeaweedFS; no models.
+    "project.dev",
 ]
 
 MIDDLEWARE = [
@@ -131,7 +132,7 @@ SILENCED_SYSTEM_CHECKS = env.list("DJANGO_SILENCED_SYSTEM_CHECKS", default=[])
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so that a request without credentials answers 401, not 403.
-        # DRF's TokenAuthentication, also accepting named tokens from POST /api/auth/token/.
+        # `Authorization: Token <key>` with a named token (the only token system).
         "uploads.tokens.authentication.NamedTokenAuthentication",
         "uploads.api.authentication.CsrfSessionAuthentication",
     ],

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from uploads.embedded_s3 import SeaweedFS, free_port
+from project.dev.seaweedfs import SeaweedFS, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60.0

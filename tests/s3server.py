@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from uploads.embedded_s3 import Ports, SeaweedFS
+from project.dev.seaweedfs import Ports, SeaweedFS
 from uploads.storage import MultipartStorage, get_storage, reset_storage
 
 

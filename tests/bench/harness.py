@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from project.dev.seaweedfs import Ports, SeaweedFS  # noqa: E402
 from tests.django_server import GunicornServer  # noqa: E402
-from uploads.embedded_s3 import Ports, SeaweedFS  # noqa: E402
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB

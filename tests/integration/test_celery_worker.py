@@ -29,7 +29,7 @@ from django.db import connections
 from django.utils import timezone
 
 from project.celery import app as celery_app
-from project.embedded import BASE_DIR
+from project.dev.embedded import BASE_DIR
 from tests import pg
 from tests.webhook_receiver import WebhookReceiver, running_receiver
 from uploads import services, webhooks

@@ -20,9 +20,9 @@ import pytest
 import requests
 from django.core.management import call_command
 
-from project.embedded import BASE_DIR
-from uploads.embedded_s3 import free_port
-from uploads.management.commands.rundev import port_in_use
+from project.dev.embedded import BASE_DIR
+from project.dev.management.commands.rundev import port_in_use
+from project.dev.seaweedfs import free_port
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024

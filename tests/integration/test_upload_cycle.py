@@ -13,7 +13,6 @@ from io import StringIO
 import pytest
 import requests
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from uploads.models import Upload
@@ -143,9 +142,9 @@ def test_a_second_client_resumes_by_fingerprint_and_uploads_only_the_missing_par
 
     # A second client on another device: a fresh token for the same user, nothing else.
     out = StringIO()
-    call_command("drf_create_token", "--reset", user.username, stdout=out)
-    key = Token.objects.get(user=user).key
-    assert key in out.getvalue()
+    call_command("create_token", user.username, "--name", "desktop", stdout=out, stderr=StringIO())
+    key = out.getvalue().strip()
+    assert key.startswith("pw_")
     second = token_client(key)
 
     listed = second.get("/api/uploads/", {"fingerprint": fingerprint, "status": "uploading"})

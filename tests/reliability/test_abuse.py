@@ -15,12 +15,13 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
+from io import StringIO
 from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.core.management import call_command
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle, UserRateThrottle
 from rest_framework.views import APIView
@@ -90,7 +91,7 @@ def world(secret_storage, user, other_user, settings) -> World:
     mine = start(user)
     services.record_parts(mine, parts=[ReportedPart(2, "b" * 32)], by=user)
     sha = start(user, checksum_algorithm="SHA256")
-    services.sign_parts(sha, parts=[PartToSign(1, CHECKSUM)], by=user)
+    services.sign_parts(sha, parts=[PartToSign(1, checksum=CHECKSUM)], by=user)
     services.record_parts(sha, parts=[ReportedPart(1, "c" * 32, CHECKSUM)], by=user)
     uppy = start(user, filename="uppy.bin", size=None, part_size=None)
     theirs = start(other_user, filename="theirs.bin")
@@ -117,8 +118,7 @@ def snapshot(storage: Any) -> tuple[Any, ...]:
         list(Upload.objects.order_by("pk").values()),
         list(UploadPart.objects.order_by("pk").values()),
         list(ApiToken.objects.order_by("pk").values("pk", "user", "name", "digest")),
-        list(Token.objects.order_by("pk").values_list("key", flat=True)),
-        [(item.key, item.upload_id) for item in storage.list_multipart_uploads("")],
+        [(item.key, item.s3_upload_id) for item in storage.list_multipart_uploads("")],
     )
 
 
@@ -596,15 +596,16 @@ def test_a_token_that_revokes_itself_stops_at_once(world):
     assert laptop.get(U).status_code == 401
 
 
-def test_a_replaced_drf_token_and_a_deactivated_user_stop_at_once(world, secret_storage):
-    old = Token.objects.create(user=world.alice)
-    drf = world.client(f"Token {old.key}")
+def test_a_revoked_command_token_and_a_deactivated_user_stop_at_once(world, secret_storage):
+    out = StringIO()
+    call_command("create_token", "alice", "--name", "script", stdout=out, stderr=StringIO())
+    script = world.client(f"Token {out.getvalue().strip()}")
     named = world.client("alice")
-    assert drf.get(U).status_code == 200
-    old.delete()  # what `drf_create_token -r alice` does
-    Token.objects.create(user=world.alice)
+    assert script.get(U).status_code == 200
+    ApiToken.objects.filter(user=world.alice, name="script").delete()  # revoked in the admin
+    call_command("create_token", "alice", "--name", "script", stdout=StringIO(), stderr=StringIO())
 
-    assert drf.get(U).status_code == 401
+    assert script.get(U).status_code == 401
     world.alice.is_active = False
     world.alice.save()
     assert named.get(U).status_code == 401
@@ -731,7 +732,7 @@ def test_a_bug_answers_a_json_500_without_any_trace_of_it(world, monkeypatch, se
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("internal detail /srv/partwise/uploads/services.py line 42")
 
-    monkeypatch.setattr(services, "upload_status", broken)
+    monkeypatch.setattr(services, "sync_upload_parts", broken)
     client = Client(raise_request_exception=False)
     client.defaults["HTTP_AUTHORIZATION"] = f"Token {world.alice_key}"
 

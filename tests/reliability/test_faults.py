@@ -35,11 +35,11 @@ from botocore.config import Config
 from partwise_client import PartwiseApi, Uploader
 from partwise_client.api import Backoff
 from partwise_client.fingerprint import fingerprint
+from project.dev.seaweedfs import Ports, SeaweedFS
 from tests.django_server import DjangoServer
 from tests.faultproxy import FaultProxy
 from tests.s3server import real_s3, seaweedfs  # noqa: F401  (fixtures)
 from uploads import services
-from uploads.embedded_s3 import Ports, SeaweedFS
 
 pytestmark = pytest.mark.timeout(180)
 integration = pytest.mark.integration

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from project.embedded import BASE_DIR
+from project.dev.embedded import BASE_DIR
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(120)]
 DOC = BASE_DIR / "docs" / "deployment.md"

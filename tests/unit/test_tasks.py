@@ -15,7 +15,7 @@ from project.celery import app as celery_app
 from tests.factories import start_in_s3
 from tests.webhook_receiver import WebhookReceiver, running_receiver
 from uploads import services, tasks, webhooks
-from uploads.exceptions import WebhookFailed
+from uploads.exceptions import StorageFailed, WebhookFailed
 from uploads.models import Upload
 from uploads.signals import upload_completed
 
@@ -108,7 +108,7 @@ def test_the_beat_schedule_names_registered_tasks():
 def test_retrying_tasks_retry_with_backoff_on_their_transient_errors():
     assert tasks.deliver_webhook.autoretry_for == (WebhookFailed,)
     assert tasks.deliver_webhook.retry_backoff is True
-    assert tasks.verify_upload.autoretry_for == (services.StorageFailed,)
+    assert tasks.verify_upload.autoretry_for == (StorageFailed,)
 
 
 # --- scheduling on commit -------------------------------------------------------------------
@@ -258,7 +258,7 @@ def test_a_webhook_refused_with_a_client_error_is_not_retried(settings, webhook_
 
 
 def test_an_unreachable_webhook_raises_for_a_retry(settings):
-    from uploads.embedded_s3 import free_port
+    from project.dev.seaweedfs import free_port
 
     settings.UPLOADS_WEBHOOK_URL = f"http://127.0.0.1:{free_port()}/hook"
     settings.UPLOADS_WEBHOOK_SECRET = SECRET

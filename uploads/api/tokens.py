@@ -6,34 +6,24 @@ tokens and `DELETE /api/auth/tokens/{id}/` revokes one. Each device or script ge
 token, so revoking one leaves the others working. Login attempts are throttled per address.
 """
 
-import uuid
 from typing import Any
 
 from django.contrib.auth import authenticate
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from ..exceptions import UploadConflict
-from ..tokens.models import MAX_TOKENS_PER_USER, ApiToken
+from ..exceptions import InvalidCredentials
+from ..tokens.models import ApiToken
+from ..tokens.services import issue_token, revoke_token
 from .views import ERRORS
 
 TAGS = ["auth"]
-
-
-class TooManyTokens(UploadConflict):
-    code = "too_many_tokens"
-    default_detail = f"At most {MAX_TOKENS_PER_USER} tokens per user: revoke unused ones first."
-
-
-class InvalidCredentials(exceptions.AuthenticationFailed):
-    default_code = "invalid_credentials"
-    default_detail = "Unable to log in with the username and password given."
 
 
 class TokenLoginThrottle(AnonRateThrottle):
@@ -95,6 +85,13 @@ class TokenLoginApi(APIView):
     def get_authenticate_header(self, request: Request) -> str:
         return 'Token realm="api"'  # a wrong password answers 401 with this challenge
 
+    def handle_exception(self, exc: Exception) -> Response:
+        # DRF adds the challenge to its own 401s only; InvalidCredentials is a Partwise error.
+        response = super().handle_exception(exc)
+        if response.status_code == status.HTTP_401_UNAUTHORIZED:
+            response.setdefault("WWW-Authenticate", self.get_authenticate_header(self.request))
+        return response
+
     @extend_schema(
         tags=TAGS,
         auth=[],
@@ -112,9 +109,7 @@ class TokenLoginApi(APIView):
         )
         if user is None:  # wrong password, unknown or inactive user: one answer for all
             raise InvalidCredentials
-        if ApiToken.objects.filter(user=user).count() >= MAX_TOKENS_PER_USER:
-            raise TooManyTokens
-        token, key = ApiToken.issue(user, name=data.validated_data["name"])
+        token, key = issue_token(user, name=data.validated_data["name"])  # or TooManyTokens
         body = IssuedTokenSerializer(token, context={"current": token.pk, "key": key}).data
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -138,11 +133,6 @@ class TokenDetailApi(APIView):
         summary="Revoke one of the caller's tokens (it stops working at once)",
     )
     def delete(self, request: Request, pk: str) -> Response:
-        try:
-            token_id = uuid.UUID(str(pk))
-        except ValueError:
-            raise Http404 from None
-        deleted, _ = ApiToken.objects.filter(user=request.user, pk=token_id).delete()
-        if not deleted:
+        if not revoke_token(request.user, pk):  # malformed, unknown or another user's
             raise Http404
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,7 +1,8 @@
-"""`Authorization: Token <key>` for named tokens and for DRF's own authtoken keys alike."""
+"""`Authorization: Token <key>`: Partwise's named tokens, the only API tokens there are."""
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
@@ -9,17 +10,17 @@ from .models import ApiToken
 
 
 class NamedTokenAuthentication(TokenAuthentication):
-    """DRF's TokenAuthentication that also accepts Partwise's named tokens (`pw_…` keys).
+    """DRF's TokenAuthentication header parsing (keyword `Token`) over named tokens.
 
-    The request's `auth` is the ApiToken (or DRF's Token), so a view can tell which token
-    made the call.
+    Keys are looked up by their digest (ApiToken.find); DRF's own authtoken model is never
+    used. The request's `auth` is the ApiToken, so a view can tell which token made the call.
     """
 
-    def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
+    def authenticate_credentials(self, key: str) -> tuple[Any, ApiToken]:
         token = ApiToken.find(key)
         if token is None:
-            return super().authenticate_credentials(key)
+            raise exceptions.AuthenticationFailed(_("Invalid token."))
         if not token.user.is_active:
-            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+            raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
         token.mark_used()
         return token.user, token

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import uuid
 from datetime import timedelta
@@ -12,7 +13,11 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-KEY_PREFIX = "pw_"  # tells a Partwise key apart from DRF's 40-hex-digit authtoken keys
+KEY_PREFIX = "pw_"  # marks a key as Partwise's (to people and to secret scanners)
+# What a key can look like: `pw_` + 40 URL-safe characters, or the 40 hex digits of a key that
+# DRF's authtoken issued before tokens were migrated (migrations/0002). Anything else is refused
+# without a query.
+KEY_SHAPE = re.compile(r"[A-Za-z0-9_-]{20,100}")
 SHOWN_PREFIX_LENGTH = 10  # what lists show, enough to recognise a key without revealing it
 MAX_TOKENS_PER_USER = 100
 # Recording every use would add a write to every request; a coarse time is enough for people.
@@ -55,7 +60,7 @@ class ApiToken(models.Model):
     @classmethod
     def find(cls, key: str) -> ApiToken | None:
         """The token with this key (and its user, in the same query), or None."""
-        if not key.startswith(KEY_PREFIX):
+        if not KEY_SHAPE.fullmatch(key):
             return None
         return cls.objects.select_related("user").filter(digest=digest_of(key)).first()
 

