@@ -14,6 +14,7 @@ run: install
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest --timeout=600
 	@$(MAKE) --no-print-directory test-postgres
 	@if [ -f frontend/package.json ]; then \
@@ -49,6 +50,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Removes the local database, SeaweedFS data, dev credentials and the dev login.
 clean-var:

@@ -167,36 +167,48 @@ class PartwiseApi:
                 return None
             return response.json()
 
+    def request_object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """`request` for the calls that answer a JSON object (all but a 204)."""
+        body = self.request(method, path, **kwargs)
+        if not isinstance(body, dict):
+            raise PartwiseError(
+                f"{method} {path}: expected a JSON object, got {type(body).__name__}",
+                code="bad_response",
+            )
+        return body
+
     # --- uploads ---------------------------------------------------------------------------
     def create_upload(self, **fields: Any) -> dict[str, Any]:
-        return self.request("POST", "uploads/", json=fields)
+        return self.request_object("POST", "uploads/", json=fields)
 
     def list_uploads(self, *, status: str = "", fingerprint: str = "") -> list[dict[str, Any]]:
         """The caller's uploads, newest first (every page)."""
         params = {k: v for k, v in {"status": status, "fingerprint": fingerprint}.items() if v}
         found: list[dict[str, Any]] = []
-        page = self.request("GET", "uploads/", params=params)
+        page = self.request_object("GET", "uploads/", params=params)
         while True:
             found.extend(page["results"])
             if not page.get("next"):
                 return found
             # The cursor link is absolute; keep our own base and take its query only.
             query = page["next"].split("?", 1)[1]
-            page = self.request("GET", f"uploads/?{query}")
+            page = self.request_object("GET", f"uploads/?{query}")
 
     def get_upload(self, upload_id: str) -> dict[str, Any]:
         """The upload with its parts, reconciled by the server with S3."""
-        return self.request("GET", f"uploads/{upload_id}/")
+        return self.request_object("GET", f"uploads/{upload_id}/")
 
     def sign_parts(self, upload_id: str, parts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        return self.request("POST", f"uploads/{upload_id}/sign/", json={"parts": list(parts)})[
-            "parts"
-        ]
+        body = self.request_object(
+            "POST", f"uploads/{upload_id}/sign/", json={"parts": list(parts)}
+        )
+        signed: list[dict[str, Any]] = body["parts"]
+        return signed
 
     def report_parts(
         self, upload_id: str, parts: Iterable[dict[str, Any]], *, best_effort: bool = False
     ) -> dict[str, Any]:
-        return self.request(
+        return self.request_object(
             "POST",
             f"uploads/{upload_id}/parts/",
             json={"parts": list(parts)},
@@ -212,7 +224,7 @@ class PartwiseApi:
         attempt = 0
         while True:
             try:
-                return self.request("POST", f"uploads/{upload_id}/complete/")
+                return self.request_object("POST", f"uploads/{upload_id}/complete/")
             except PartwiseError as error:
                 completing = error.http_status == 409 and error.extra.get("status") == "completing"
                 if not completing or attempt + 1 >= self.backoff.attempts:
@@ -221,10 +233,10 @@ class PartwiseApi:
             attempt += 1
 
     def abort_upload(self, upload_id: str) -> dict[str, Any]:
-        return self.request("DELETE", f"uploads/{upload_id}/")
+        return self.request_object("DELETE", f"uploads/{upload_id}/")
 
     # --- tokens ----------------------------------------------------------------------------
     def login(self, username: str, password: str, *, name: str = "partwise-cli") -> str:
         """A new named token for this user; the key is returned once."""
         body = {"username": username, "password": password, "name": name}
-        return self.request("POST", "auth/token/", json=body)["token"]
+        return str(self.request_object("POST", "auth/token/", json=body)["token"])

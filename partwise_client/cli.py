@@ -20,7 +20,6 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
@@ -210,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE
 
 
-def _entry(argv: Any = None) -> None:  # pragma: no cover - `python -m partwise_client.cli`
+# `python -m partwise_client.cli`
+def _entry(argv: Sequence[str] | None = None) -> None:  # pragma: no cover
     sys.exit(main(argv))
 
 

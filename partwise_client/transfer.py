@@ -273,6 +273,9 @@ class _Signer:
         self.batch = max(1, min(batch, MAX_SIGN_BATCH))
         self.order = {number: index for index, number in enumerate(checksums.numbers)}
         self.signed: dict[int, tuple[dict[str, Any], float]] = {}  # number -> (part, fresh until)
+        # Parts whose URL a worker took: a later batch must not sign them again (workers ask
+        # in any order, so a batch starting lower can reach parts already taken).
+        self.taken: set[int] = set()
         self.lock = threading.Lock()
         self.calls = 0
 
@@ -285,6 +288,7 @@ class _Signer:
         with self.lock:
             if refresh:
                 self.signed.pop(number, None)
+            self.taken.add(number)
             cached = self.signed.get(number)
             if cached is not None and time.monotonic() < cached[1]:
                 return self.signed.pop(number)[0]  # each URL is used once; a retry re-signs
@@ -302,6 +306,8 @@ class _Signer:
         for following in numbers[self.order[number] + 1 :]:
             if len(batch) >= self.batch or following not in self.checksums.done:
                 break
+            if following in self.taken:
+                continue
             cached = self.signed.get(following)
             if cached is None or now >= cached[1]:
                 batch.append(following)

@@ -213,7 +213,7 @@ UPLOADS_WEBHOOK_SECRET = env.str("UPLOADS_WEBHOOK_SECRET", default="")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 # Where the filesystem broker keeps its messages (tests give each worker its own folder).
 _celery_folder = Path(env.str("CELERY_FILESYSTEM_FOLDER", default=str(VAR_DIR / "celery")))
-CELERY_BROKER_TRANSPORT_OPTIONS = (
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, str | bool] = (
     {
         "data_folder_in": str(_celery_folder / "queue"),
         "data_folder_out": str(_celery_folder / "queue"),

@@ -10,8 +10,9 @@ services: no rule of its own lives here.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -29,6 +30,15 @@ from .conf import upload_settings
 from .exceptions import StorageFailed
 from .models import Upload
 
+if TYPE_CHECKING:
+    from django.contrib.admin.filters import _ListFilterChoices
+    from django.contrib.admin.views.main import ChangeList
+
+    # ModelAdmin is generic in django-stubs only (Django's class is not subscriptable).
+    UploadModelAdmin = admin.ModelAdmin[Upload]
+else:
+    UploadModelAdmin = admin.ModelAdmin
+
 Status = Upload.Status
 PARTS_SHOWN = 1000  # recorded parts listed on the detail page; the rest are counted
 
@@ -45,14 +55,14 @@ class StatusFilter(admin.SimpleListFilter):
     INCOMPLETE = "incomplete"
     ALL = "all"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: UploadModelAdmin) -> list[tuple[str, str]]:
         return [
             (self.INCOMPLETE, "Incomplete (uploading, completing, failed)"),
             *Status.choices,
             (self.ALL, "All"),
         ]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Upload]) -> QuerySet[Upload]:
         value = self.value() or self.INCOMPLETE
         if value == self.ALL:
             return queryset
@@ -60,7 +70,7 @@ class StatusFilter(admin.SimpleListFilter):
             return queryset.filter(status__in=Upload.INCOMPLETE)
         return queryset.filter(status=value)
 
-    def choices(self, changelist: Any) -> Any:
+    def choices(self, changelist: ChangeList) -> Iterator[_ListFilterChoices]:
         # No "All" on top that means "no parameter": no parameter means incomplete here.
         current = self.value() or self.INCOMPLETE
         for lookup, title in self.lookup_choices:
@@ -75,10 +85,10 @@ class StaleFilter(admin.SimpleListFilter):
     title = "stale"
     parameter_name = "stale"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: UploadModelAdmin) -> list[tuple[str, str]]:
         return [("yes", "Past its expiry"), ("no", "Not past its expiry")]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Upload]) -> QuerySet[Upload] | None:
         if self.value() == "yes":
             return queryset.filter(selectors.stale())
         if self.value() == "no":
@@ -87,7 +97,7 @@ class StaleFilter(admin.SimpleListFilter):
 
 
 @admin.register(Upload)
-class UploadAdmin(admin.ModelAdmin):
+class UploadAdmin(UploadModelAdmin):
     list_display = [
         "filename",
         "owner",
@@ -134,21 +144,22 @@ class UploadAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Upload | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Upload | None = None) -> bool:
         return False
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
         """May run the actions and abort orphans: who could change uploads in a plain admin."""
         return request.user.has_perm("uploads.change_upload")
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Upload]:
         # S3's abort date needs the bucket's lifecycle rule: read once per request.
         if not hasattr(request, "_partwise_lifecycle_days"):
+            # A per-request memo on the request itself, which declares no such attribute.
             request._partwise_lifecycle_days = selectors.lifecycle_abort_days()  # type: ignore[attr-defined]
-        days = request._partwise_lifecycle_days  # type: ignore[attr-defined]
+        days: int | None = request._partwise_lifecycle_days  # type: ignore[attr-defined]
         return (
             super()
             .get_queryset(request)
@@ -211,9 +222,7 @@ class UploadAdmin(admin.ModelAdmin):
         counts = selectors.status_counts()
         extra_context = {
             **(extra_context or {}),
-            "status_counts": [
-                (value, label, counts[value]) for value, label in Status.choices
-            ],
+            "status_counts": [(value, label, counts[value]) for value, label in Status.choices],
             "can_operate": self.has_operate_permission(request),
         }
         return super().changelist_view(request, extra_context)
@@ -246,12 +255,12 @@ class UploadAdmin(admin.ModelAdmin):
     @admin.action(
         description="Abort selected uploads (and their parts in S3)", permissions=["operate"]
     )
-    def abort(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def abort(self, request: HttpRequest, queryset: QuerySet[Upload]) -> None:
         result = services.abort_uploads(queryset)
         self._report(request, f"Aborted {_uploads(result.changed)}.", result.errors)
 
     @admin.action(description="Reconcile selected uploads with S3", permissions=["operate"])
-    def reconcile(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def reconcile(self, request: HttpRequest, queryset: QuerySet[Upload]) -> None:
         result = services.reconcile_uploads(queryset)
         total = result.changed + result.unchanged
         self._report(
@@ -261,7 +270,7 @@ class UploadAdmin(admin.ModelAdmin):
         )
 
     @admin.action(description="Extend the expiry of selected uploads", permissions=["operate"])
-    def extend_expiry(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def extend_expiry(self, request: HttpRequest, queryset: QuerySet[Upload]) -> None:
         by = timedelta(seconds=upload_settings().stale_after)
         count = services.extend_expiry(queryset, by=by)
         self.message_user(

@@ -1,9 +1,11 @@
 """System checks for the uploads app (ids uploads.E00x / uploads.W00x)."""
 
+from collections.abc import Sequence
 from typing import Any
 
+from django.apps import AppConfig
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import CheckMessage, Error, Warning, register
 
 from .conf import KNOWN_SETTINGS, upload_settings
 from .parts import MAX_PART_SIZE, MIN_PART_SIZE
@@ -26,9 +28,11 @@ W003_SIGN_BATCH_SMALL = (
 
 
 @register()
-def check_upload_settings(app_configs: Any = None, **kwargs: Any) -> list:
+def check_upload_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
     """Refuse settings that would make uploads fail later, at a worse time."""
-    problems: list = []
+    problems: list[CheckMessage] = []
     conf = upload_settings()
     if not conf.bucket:
         problems.append(Error(E001_BUCKET_MISSING, id="uploads.E001"))

@@ -29,7 +29,8 @@ can send. Token-authenticated calls carry no ambient credentials and need neithe
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeAlias
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -41,7 +42,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import services
-from .api.authentication import CsrfSessionAuthentication
+from .api.authentication import CsrfSessionAuthentication, signed_in_user
 from .api.serializers import StrictIntegerField
 from .api.views import ERRORS, get_own_upload
 from .conf import upload_settings
@@ -50,6 +51,8 @@ from .models import Upload
 from .parts import MAX_PARTS
 from .tokens.authentication import NamedTokenAuthentication
 
+# DRF's EXCEPTION_HANDLER: (the exception, the view's context) -> a response, or None for a 500.
+ExceptionHandler: TypeAlias = Callable[[Exception, dict[str, Any]], Response | None]
 TAGS = ["uppy-companion"]
 KEY_PARAMETER = OpenApiParameter(
     "key",
@@ -78,7 +81,7 @@ class OriginSessionAuthentication(CsrfSessionAuthentication):
     CSRF check (token and Origin), answering 403 `csrf_failed`.
     """
 
-    def enforce_csrf(self, request: HttpRequest) -> None:
+    def enforce_csrf(self, request: Request) -> None:
         if _origin_is_ours(request):
             return
         super().enforce_csrf(request)
@@ -121,7 +124,9 @@ class CompanionPartSerializer(serializers.Serializer):
 
 
 class CompanionCompleteInputSerializer(serializers.Serializer):
-    parts = CompanionPartSerializer(many=True, allow_empty=False, max_length=MAX_PARTS)
+    parts: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=CompanionPartSerializer(), allow_empty=False, max_length=MAX_PARTS
+    )
 
     def validate_parts(self, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         numbers = [part["PartNumber"] for part in parts]
@@ -144,8 +149,8 @@ class CompanionEmptySerializer(serializers.Serializer):
 class CompanionApi(APIView):
     authentication_classes = [NamedTokenAuthentication, OriginSessionAuthentication]
 
-    def get_exception_handler(self) -> Any:
-        handler = super().get_exception_handler()
+    def get_exception_handler(self) -> ExceptionHandler:
+        handler: ExceptionHandler = super().get_exception_handler()
 
         def with_message(exc: Exception, context: dict[str, Any]) -> Response | None:
             response = handler(exc, context)
@@ -181,7 +186,7 @@ class CompanionCreateApi(CompanionApi):
         data = CompanionCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         upload, _ = services.start_upload(
-            owner=request.user,
+            owner=signed_in_user(request),
             filename=data.validated_data["filename"],
             size=None,
             content_type=data.validated_data["type"],
@@ -199,7 +204,9 @@ class CompanionUploadApi(CompanionApi):
         summary="Uppy: the parts S3 holds (reconciled), as S3 Part objects",
     )
     def get(self, request: Request, upload_id: str) -> Response:
-        upload = services.sync_upload_parts(self.own_upload(request, upload_id), by=request.user)
+        upload = services.sync_upload_parts(
+            self.own_upload(request, upload_id), by=signed_in_user(request)
+        )
         parts = [
             {
                 "PartNumber": part.number,
@@ -219,7 +226,7 @@ class CompanionUploadApi(CompanionApi):
         summary="Uppy: abort the upload (idempotent; a completed upload answers 409)",
     )
     def delete(self, request: Request, upload_id: str) -> Response:
-        services.abort_upload(self.own_upload(request, upload_id), by=request.user)
+        services.abort_upload(self.own_upload(request, upload_id), by=signed_in_user(request))
         return Response({})
 
 
@@ -237,7 +244,7 @@ class CompanionSignApi(CompanionApi):
         upload = self.own_upload(request, upload_id)
         number = _part_number(part_number)
         (signed,) = services.sign_parts(
-            upload, parts=[services.PartToSign(number=number)], by=request.user
+            upload, parts=[services.PartToSign(number=number)], by=signed_in_user(request)
         )
         return Response(
             {
@@ -270,7 +277,7 @@ class CompanionSignBatchApi(CompanionApi):
         raw = request.query_params.get("partNumbers", "")
         numbers = [_part_number(value.strip()) for value in raw.split(",")] if raw else []
         parts = [services.PartToSign(number=number) for number in numbers]
-        signed = services.sign_parts(upload, parts=parts, by=request.user)
+        signed = services.sign_parts(upload, parts=parts, by=signed_in_user(request))
         return Response({"presignedUrls": {str(part.number): part.url for part in signed}})
 
 
@@ -290,7 +297,9 @@ class CompanionCompleteApi(CompanionApi):
             services.ReportedPart(number=part["PartNumber"], etag=part["ETag"])
             for part in data.validated_data["parts"]
         ]
-        upload = services.record_parts_and_complete(upload, parts=reported, by=request.user)
+        upload = services.record_parts_and_complete(
+            upload, parts=reported, by=signed_in_user(request)
+        )
         location = request.build_absolute_uri(reverse("uploads:detail", args=[upload.pk]))
         return Response(
             {"location": location, "key": upload.key, "bucket": upload_settings().bucket}

@@ -182,8 +182,8 @@ FRAMEWORK_CODES = {
 }
 
 
-def _subclasses(cls: type) -> list[type]:
-    found = []
+def _subclasses(cls: type[UploadError]) -> list[type[UploadError]]:
+    found: list[type[UploadError]] = []
     for sub in cls.__subclasses__():
         found.append(sub)
         found.extend(_subclasses(sub))
@@ -196,6 +196,7 @@ def error_codes() -> dict[str, int]:
     The schema's Error enum and README's table are built from (or tested against) this.
     """
     codes: dict[str, int] = dict(FRAMEWORK_CODES)
-    for cls in [UploadError, *_subclasses(UploadError)]:
+    classes: list[type[UploadError]] = [UploadError, *_subclasses(UploadError)]
+    for cls in classes:
         codes.setdefault(cls.code, cls.status_code)
     return dict(sorted(codes.items()))

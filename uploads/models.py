@@ -6,13 +6,16 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connections, models, router
 from django.db.models import Q
 
 from .parts import PartPlan
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 
 class UploadStatus(models.TextChoices):
@@ -180,7 +183,9 @@ def _upsert(upload: Upload, rows: Iterable[Mapping[str, Any]], *, update: Sequen
         cursor.execute(_statement(connection, tuple(update)), [upload_pk, payload])
 
 
-def _db_value(name: str, value: Any, connection: Any, prepared: dict[tuple[str, Any], Any]) -> Any:
+def _db_value(
+    name: str, value: Any, connection: BaseDatabaseWrapper, prepared: dict[tuple[str, Any], Any]
+) -> Any:
     """The value as the database stores it, in JSON (datetimes as text the backend reads)."""
     if not isinstance(value, datetime):
         return value  # numbers and text go as they are; None is null
@@ -194,7 +199,7 @@ def _db_value(name: str, value: Any, connection: Any, prepared: dict[tuple[str, 
 _statements: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
-def _statement(connection: Any, update: tuple[str, ...]) -> str:
+def _statement(connection: BaseDatabaseWrapper, update: tuple[str, ...]) -> str:
     """The upsert's SQL. Only names from COLUMNS and the model go into it; values are parameters."""
     vendor = connection.vendor
     cached = _statements.get((vendor, update))
@@ -244,6 +249,8 @@ def _part_model() -> type[UploadPart]:
 
 
 def _part_meta() -> Any:
+    # Any, not Options[UploadPart]: its get_field answers fields, relations and generic keys
+    # alike, and every name looked up here is a concrete column of UploadPart.
     return UploadPart._meta
 
 
@@ -280,11 +287,3 @@ class UploadPart(models.Model):
 
     def __str__(self) -> str:
         return f"part {self.number} of {self.upload_id}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "size": self.size,
-            "etag": self.etag,
-            "checksum": self.checksum,
-        }

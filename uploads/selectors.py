@@ -21,7 +21,7 @@ from .parts import StoredPart
 from .storage import MultipartStorage, abort_days, get_storage, lifecycle_abort_date
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from .services.state import User
 
 __all__ = [
     "LivePart",
@@ -42,7 +42,7 @@ Status = Upload.Status
 
 
 def uploads_of(
-    owner: AbstractBaseUser, *, status: str | None = None, fingerprint: str | None = None
+    owner: User, *, status: str | None = None, fingerprint: str | None = None
 ) -> QuerySet[Upload]:
     """The owner's uploads, newest first: the only queryset the API reads uploads from."""
     uploads = Upload.objects.filter(owner=owner)
@@ -55,6 +55,7 @@ def uploads_of(
 
 def with_parts(upload: Upload) -> Upload:
     """Attach the upload's parts as a fresh prefetch (one query), for serialisation."""
+    # Django's own prefetch cache (what prefetch_related fills), which the stubs do not declare.
     upload._prefetched_objects_cache = {"parts": UploadPart.objects.filter(upload=upload)}  # type: ignore[attr-defined]
     return upload
 

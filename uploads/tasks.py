@@ -60,13 +60,13 @@ def deliver_webhook(event: dict[str, Any]) -> int:
 
 # --- subscribers to `upload_completed` (sent after the completion commits) --------------------
 @receiver(upload_completed, dispatch_uid="uploads.tasks.schedule_verification")
-def schedule_verification(sender: Any, upload: Upload, **kwargs: Any) -> None:
+def schedule_verification(sender: type[Upload], upload: Upload, **kwargs: Any) -> None:
     """Queue the second look at the completed object."""
     verify_upload.delay(str(upload.pk))
 
 
 @receiver(upload_completed, dispatch_uid="uploads.tasks.schedule_webhook")
-def schedule_webhook(sender: Any, upload: Upload, **kwargs: Any) -> None:
+def schedule_webhook(sender: type[Upload], upload: Upload, **kwargs: Any) -> None:
     """Queue the webhook delivery, when one is configured (Celery retries it with backoff)."""
     conf = upload_settings()
     if not conf.webhook_url:

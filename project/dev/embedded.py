@@ -20,7 +20,8 @@ CREDENTIALS_FILE = VAR_DIR / "dev-s3-credentials.json"
 def dev_s3_credentials() -> dict[str, str]:
     """Return the dev-only S3 key pair for the embedded SeaweedFS, creating it on first use."""
     try:
-        return json.loads(CREDENTIALS_FILE.read_text())
+        stored: dict[str, str] = json.loads(CREDENTIALS_FILE.read_text())
+        return stored
     except FileNotFoundError:
         pass
     VAR_DIR.mkdir(parents=True, exist_ok=True)

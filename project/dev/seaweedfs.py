@@ -43,7 +43,8 @@ def weed_binary() -> str:
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @dataclass
@@ -59,7 +60,7 @@ class Ports:
     def free(cls) -> Ports:
         # gRPC ports are HTTP port + 10000 in SeaweedFS, so pick HTTP ports below 55000.
         chosen: set[int] = set()
-        values = []
+        values: list[int] = []
         while len(values) < 6:
             port = free_port()
             if port < 55000 and port not in chosen and not _in_use(port + 10000):

@@ -17,7 +17,7 @@ from rest_framework.views import set_rollback
 from ..exceptions import RequestTooLarge, UploadError
 
 
-def _first_code(codes: Any) -> str:
+def _first_code(codes: object) -> str:
     if isinstance(codes, str):
         return codes
     if isinstance(codes, list) and codes:
@@ -27,13 +27,19 @@ def _first_code(codes: Any) -> str:
     return "invalid"
 
 
+def _first_message(detail: object) -> str:
+    """The first message of a list of errors (DRF's `non_field_errors` is one)."""
+    return str(detail[0] if isinstance(detail, list) and detail else detail)
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge()
     if isinstance(exc, UploadError):
         set_rollback()
-        body = {"code": exc.code, "detail": exc.detail, **exc.extra}
-        return Response(body, status=exc.status_code)
+        return Response(
+            {"code": exc.code, "detail": exc.detail, **exc.extra}, status=exc.status_code
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -41,20 +47,24 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if not isinstance(exc, exceptions.APIException):
         return None  # a genuine bug: let Django log it and answer 500
 
-    headers = {}
-    if getattr(exc, "auth_header", None):
-        headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
-    if getattr(exc, "wait", None):
-        headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
+    headers: dict[str, str] = {}
+    # Set by APIView.handle_exception on 401s, and by Throttled.
+    auth_header: str | None = getattr(exc, "auth_header", None)
+    if auth_header:
+        headers["WWW-Authenticate"] = auth_header
+    wait: float | None = getattr(exc, "wait", None)
+    if wait:
+        headers["Retry-After"] = str(int(wait))
     set_rollback()
+    body: dict[str, Any]
     if isinstance(exc, exceptions.ValidationError):
-        body: dict[str, Any] = {
+        body = {
             "code": "invalid",
             "detail": "The request is not valid.",
             "errors": exc.detail,
         }
         if isinstance(exc.detail, dict) and "non_field_errors" in exc.detail:
-            body["detail"] = str(exc.detail["non_field_errors"][0])
+            body["detail"] = _first_message(exc.detail["non_field_errors"])
         elif isinstance(exc.detail, list) and exc.detail:
             body["detail"] = str(exc.detail[0])
             body.pop("errors")

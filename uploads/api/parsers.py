@@ -5,7 +5,8 @@ the limit is enforced here, also for chunked bodies without a Content-Length.
 """
 
 import io
-from typing import Any
+from collections.abc import Mapping
+from typing import IO, Any
 
 from django.conf import settings
 from rest_framework import exceptions, parsers
@@ -14,7 +15,12 @@ from ..exceptions import RequestTooLarge
 
 
 class BoundedJSONParser(parsers.JSONParser):
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+    def parse(
+        self,
+        stream: IO[bytes] | None,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:  # the decoded JSON: any JSON value (DRF's stubs say a dict)
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         request = (parser_context or {}).get("request")
         declared = request.META.get("CONTENT_LENGTH") if request is not None else None

@@ -11,10 +11,12 @@ documented by being defined.
 from typing import Any
 
 from drf_spectacular.authentication import SessionScheme
+from drf_spectacular.generators import SchemaGenerator
 
 from ..exceptions import error_codes
 
 __all__ = ["CsrfSessionScheme", "OriginSessionScheme", "document_error_codes", "error_codes"]
+
 
 class CsrfSessionScheme(SessionScheme):
     target_class = "rest_framework.authentication.SessionAuthentication"
@@ -29,7 +31,9 @@ class OriginSessionScheme(SessionScheme):
     priority = 1  # before CsrfSessionScheme, which matches it as a subclass
 
 
-def document_error_codes(result: dict[str, Any], generator: Any, **kwargs: Any) -> dict[str, Any]:
+def document_error_codes(
+    result: dict[str, Any], generator: SchemaGenerator, **kwargs: Any
+) -> dict[str, Any]:
     error = result.get("components", {}).get("schemas", {}).get("Error")
     if error is None:
         return result

@@ -11,7 +11,7 @@ from typing import Any
 from rest_framework import serializers
 
 from ..models import Upload, UploadPart
-from ..parts import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
+from ..parts import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, SignedPart
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -88,7 +88,7 @@ _TEXT_FIELDS: dict[type[serializers.Serializer], dict[str, tuple[re.Pattern[str]
 }
 
 
-def _canonical_parts(data: Any, item: type[serializers.Serializer]) -> list[dict] | None:
+def _canonical_parts(data: Any, item: type[serializers.Serializer]) -> list[dict[str, Any]] | None:
     """The validated parts of a body already in canonical form, else None."""
     if type(data) is not dict:
         return None
@@ -96,14 +96,14 @@ def _canonical_parts(data: Any, item: type[serializers.Serializer]) -> list[dict
     if type(parts) is not list or not parts:
         return None
     fields = _TEXT_FIELDS[item]
-    validated = []
+    validated: list[dict[str, Any]] = []
     for part in parts:
         if type(part) is not dict:
             return None
         number = part.get("number")
         if type(number) is not int or not 1 <= number <= MAX_PARTS:
             return None
-        row = {"number": number}
+        row: dict[str, int | str] = {"number": number}
         for name, (pattern, required) in fields.items():
             value = part.get(name)
             if value is None:
@@ -117,19 +117,19 @@ def _canonical_parts(data: Any, item: type[serializers.Serializer]) -> list[dict
     return validated
 
 
-def parts_to_sign(data: Any) -> list[dict]:
+def parts_to_sign(data: Any) -> list[dict[str, Any]]:
     """`SignPartsInputSerializer(data=data).validated_data["parts"]`, fast for canonical bodies."""
     return _validated_parts(data, SignPartsInputSerializer, PartToSignSerializer)
 
 
-def reported_parts(data: Any) -> list[dict]:
+def reported_parts(data: Any) -> list[dict[str, Any]]:
     """`ReportPartsInputSerializer(data=data).validated_data["parts"]`, fast when canonical."""
     return _validated_parts(data, ReportPartsInputSerializer, ReportedPartSerializer)
 
 
 def _validated_parts(
     data: Any, body: type[serializers.Serializer], item: type[serializers.Serializer]
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     parts = _canonical_parts(data, item)
     if parts is None:
         serializer = body(data=data)
@@ -196,12 +196,12 @@ class SignedPartsSerializer(serializers.Serializer):
     parts = SignedPartSerializer(many=True)
 
 
-def signed_parts_body(signed: Sequence[Any]) -> dict[str, list[dict[str, Any]]]:
+def signed_parts_body(signed: Sequence[SignedPart]) -> dict[str, list[dict[str, Any]]]:
     """`SignedPartsSerializer({"parts": signed}).data`, built directly (the hot path)."""
     # Every part of a batch expires at the same instant: format it once, the way DRF would.
     stamps: dict[datetime, str] = {}
     to_text = serializers.DateTimeField().to_representation
-    body = []
+    body: list[dict[str, Any]] = []
     for part in signed:
         stamp = stamps.get(part.expires_at)
         if stamp is None:

@@ -6,8 +6,6 @@ tokens and `DELETE /api/auth/tokens/{id}/` revokes one. Each device or script ge
 token, so revoking one leaves the others working. Login attempts are throttled per address.
 """
 
-from typing import Any
-
 from django.contrib.auth import authenticate
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -19,8 +17,9 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from ..exceptions import InvalidCredentials
-from ..tokens.models import ApiToken
+from ..tokens.models import NAME_MAX_LENGTH, ApiToken
 from ..tokens.services import issue_token, revoke_token
+from .authentication import signed_in_user
 from .views import ERRORS
 
 TAGS = ["auth"]
@@ -31,7 +30,7 @@ class TokenLoginThrottle(AnonRateThrottle):
 
     scope = "token_login"
 
-    def get_cache_key(self, request: Request, view: Any) -> str:
+    def get_cache_key(self, request: Request, view: APIView) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
@@ -40,7 +39,7 @@ class TokenLoginInputSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False)
     name = serializers.CharField(
-        max_length=64,
+        max_length=NAME_MAX_LENGTH,
         required=False,
         default="api",
         help_text="What the token is for (a device or a script), shown in the token list.",
@@ -71,14 +70,14 @@ class IssuedTokenSerializer(ApiTokenSerializer):
         read_only_fields = fields
 
     def get_token(self, token: ApiToken) -> str:
-        return self.context["key"]
+        return str(self.context["key"])
 
 
 # --- views -----------------------------------------------------------------------------------
 class TokenLoginApi(APIView):
     # The answer depends on the body only: credentials sent along (a stale token, a session)
     # are ignored rather than refused, and no session means no CSRF question.
-    authentication_classes: list[Any] = []
+    authentication_classes = []
     permission_classes = [AllowAny]
     throttle_classes = [TokenLoginThrottle]
 
@@ -121,7 +120,7 @@ class TokenListApi(APIView):
         summary="The caller's tokens, newest first (keys are never shown again)",
     )
     def get(self, request: Request) -> Response:
-        tokens = ApiToken.objects.filter(user=request.user)
+        tokens = ApiToken.objects.filter(user=signed_in_user(request))
         current = getattr(request.auth, "pk", None)
         return Response(ApiTokenSerializer(tokens, many=True, context={"current": current}).data)
 
@@ -133,6 +132,6 @@ class TokenDetailApi(APIView):
         summary="Revoke one of the caller's tokens (it stops working at once)",
     )
     def delete(self, request: Request, pk: str) -> Response:
-        if not revoke_token(request.user, pk):  # malformed, unknown or another user's
+        if not revoke_token(signed_in_user(request), pk):  # malformed, unknown or another user's
             raise Http404
         return Response(status=status.HTTP_204_NO_CONTENT)

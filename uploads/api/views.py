@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from .. import selectors, services
 from ..models import Upload
+from .authentication import signed_in_user
 from .serializers import (
     ErrorSerializer,
     ReportPartsInputSerializer,
@@ -57,7 +58,7 @@ def get_own_upload(request: Request, pk: str) -> Upload:
     except ValueError:
         raise Http404 from None
     try:
-        return selectors.uploads_of(request.user).get(pk=upload_id)
+        return selectors.uploads_of(signed_in_user(request)).get(pk=upload_id)
     except Upload.DoesNotExist:
         raise Http404 from None
 
@@ -85,7 +86,7 @@ class UploadListApi(APIView):
         query = UploadListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         uploads = selectors.uploads_of(
-            request.user,
+            signed_in_user(request),
             status=query.validated_data.get("status"),
             fingerprint=query.validated_data.get("fingerprint"),
         )
@@ -101,7 +102,9 @@ class UploadListApi(APIView):
     def post(self, request: Request) -> Response:
         data = UploadCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        upload, created = services.start_upload(owner=request.user, **data.validated_data)
+        upload, created = services.start_upload(
+            owner=signed_in_user(request), **data.validated_data
+        )
         body = UploadDetailSerializer(selectors.with_parts(upload)).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -112,7 +115,7 @@ class UploadDetailApi(APIView):
         summary="One upload with its parts, reconciled with S3",
     )
     def get(self, request: Request, pk: str) -> Response:
-        upload = services.sync_upload_parts(get_own_upload(request, pk), by=request.user)
+        upload = services.sync_upload_parts(get_own_upload(request, pk), by=signed_in_user(request))
         return Response(UploadDetailSerializer(upload).data)
 
     @extend_schema(
@@ -120,7 +123,7 @@ class UploadDetailApi(APIView):
         summary="Abort the upload (idempotent; a completed upload answers 409)",
     )
     def delete(self, request: Request, pk: str) -> Response:
-        upload = services.abort_upload(get_own_upload(request, pk), by=request.user)
+        upload = services.abort_upload(get_own_upload(request, pk), by=signed_in_user(request))
         return Response(UploadSerializer(upload).data)
 
 
@@ -133,7 +136,7 @@ class UploadSignApi(APIView):
     def post(self, request: Request, pk: str) -> Response:
         upload = get_own_upload(request, pk)
         parts = [services.PartToSign(**part) for part in parts_to_sign(request.data)]
-        signed = services.sign_parts(upload, parts=parts, by=request.user)
+        signed = services.sign_parts(upload, parts=parts, by=signed_in_user(request))
         return Response(signed_parts_body(signed))
 
 
@@ -146,7 +149,7 @@ class UploadPartsApi(APIView):
     def post(self, request: Request, pk: str) -> Response:
         upload = get_own_upload(request, pk)
         parts = [services.ReportedPart(**part) for part in reported_parts(request.data)]
-        upload = services.record_parts(upload, parts=parts, by=request.user)
+        upload = services.record_parts(upload, parts=parts, by=signed_in_user(request))
         return Response(UploadSerializer(upload).data)
 
 
@@ -157,7 +160,7 @@ class UploadCompleteApi(APIView):
         summary="Check every part against S3 and complete the object",
     )
     def post(self, request: Request, pk: str) -> Response:
-        upload = services.complete_upload(get_own_upload(request, pk), by=request.user)
+        upload = services.complete_upload(get_own_upload(request, pk), by=signed_in_user(request))
         return Response(UploadDetailSerializer(upload).data)
 
 
@@ -165,8 +168,8 @@ class UploadCompleteApi(APIView):
 class ApiNotFound(APIView):
     """Any other path under /api/: a JSON 404 rather than Django's HTML page."""
 
-    permission_classes: list[Any] = []
-    authentication_classes: list[Any] = []
+    permission_classes = []
+    authentication_classes = []
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         raise Http404

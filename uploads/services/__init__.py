@@ -32,6 +32,7 @@ from .state import (
     OWNING,
     Actor,
     Operator,
+    User,
 )
 from .uploading import record_parts, sign_parts, start_upload, sync_upload_parts
 from .validation import (
@@ -54,6 +55,7 @@ __all__ = [
     "PartToSign",
     "ReportedPart",
     "SignedPart",
+    "User",
     "abort_orphans",
     "abort_upload",
     "abort_uploads",

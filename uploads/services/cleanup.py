@@ -160,7 +160,8 @@ def find_orphans(
             rows[(key, s3_upload_id)] = (pk, status)
     orphans = []
     for item in listed:
-        pk, status = rows.get((item.key, item.s3_upload_id), (None, ""))
+        row = rows.get((item.key, item.s3_upload_id))
+        upload_pk, status = row if row is not None else (None, "")
         if status in OWNING:
             continue
         orphans.append(
@@ -169,7 +170,7 @@ def find_orphans(
                 s3_upload_id=item.s3_upload_id,
                 initiated=item.initiated,
                 age=now - item.initiated,
-                upload_pk=pk,
+                upload_pk=upload_pk,
                 upload_status=status,
             )
         )

@@ -12,7 +12,7 @@ import enum
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from django.utils import timezone
 
@@ -21,7 +21,7 @@ from ..exceptions import UploadConflict
 from ..models import Upload
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import _User
 
 Status = Upload.Status
 
@@ -39,8 +39,13 @@ class Operator(enum.Enum):
     OPERATOR = "operator"
 
 
-OPERATOR = Operator.OPERATOR
-Actor: TypeAlias = "AbstractBaseUser | Operator"
+OPERATOR: Final = Operator.OPERATOR
+# The class of settings.AUTH_USER_MODEL, which owns uploads: django-stubs' plugin resolves
+# `_User` from the settings (django.contrib.auth's User for project.settings), so that
+# `Upload.objects.filter(owner=user)` and `Upload(owner=user)` are checked. A string at run time.
+User: TypeAlias = "_User"
+# Who acts on an upload: its owner (any other user is refused), or the operator side.
+Actor: TypeAlias = "User | Operator"
 
 
 def require_owner(upload: Upload, by: Actor) -> None:

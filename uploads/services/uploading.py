@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from django.core.exceptions import SuspiciousFileOperation
 from django.db import IntegrityError, transaction
@@ -32,7 +31,7 @@ from ..models import Upload, UploadPart
 from ..parts import PartToSign, ReportedPart, SignedPart, StoredPart, plan_parts
 from ..selectors import with_parts
 from ..storage import MultipartStorage, get_storage
-from .state import Actor, Status, new_expiry, require_owner, require_status, touch
+from .state import Actor, Status, User, new_expiry, require_owner, require_status, touch
 from .validation import (
     check_checksum,
     check_checksum_algorithm,
@@ -42,15 +41,12 @@ from .validation import (
     clean_filename,
 )
 
-if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
-
 logger = logging.getLogger(__name__)
 
 
 def start_upload(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     filename: str,
     size: int | None,
     content_type: str = "",

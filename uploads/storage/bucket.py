@@ -7,11 +7,18 @@ to "which keys does this rule cover?".
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .types import CorsRule, LifecycleRule
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import (
+        CORSRuleOutputTypeDef,
+        CORSRuleTypeDef,
+        LifecycleRuleOutputTypeDef,
+    )
 
 CORS_RULE_ID = "partwise-browser-uploads"
 LIFECYCLE_RULE_ID = "partwise-abort-incomplete-multipart-uploads"
@@ -49,7 +56,7 @@ def lifecycle_rule(*, prefix: str, days: int) -> LifecycleRule:
     )
 
 
-def rule_prefix(document: Mapping[str, Any]) -> str | None:
+def rule_prefix(document: LifecycleRuleOutputTypeDef) -> str | None:
     """The key prefix an S3 lifecycle rule covers ("" = every key); None for tag/size filters.
 
     S3 writes the filter in several shapes: `Filter: {"Prefix": p}`, `Filter: {}` (every key),
@@ -63,7 +70,7 @@ def rule_prefix(document: Mapping[str, Any]) -> str | None:
     return str(flt.get("Prefix", "") or "")
 
 
-def lifecycle_rule_from_s3(document: Mapping[str, Any]) -> LifecycleRule:
+def lifecycle_rule_from_s3(document: LifecycleRuleOutputTypeDef) -> LifecycleRule:
     abort = document.get("AbortIncompleteMultipartUpload") or {}
     days = abort.get("DaysAfterInitiation")
     return LifecycleRule(
@@ -71,11 +78,11 @@ def lifecycle_rule_from_s3(document: Mapping[str, Any]) -> LifecycleRule:
         enabled=document.get("Status") == "Enabled",
         prefix=rule_prefix(document),
         abort_incomplete_after_days=int(days) if days else None,
-        document=dict(document),
+        document=document.copy(),
     )
 
 
-def cors_rule_from_s3(document: Mapping[str, Any]) -> CorsRule:
+def cors_rule_from_s3(document: CORSRuleOutputTypeDef) -> CorsRule:
     return CorsRule(
         id=str(document.get("ID", "") or ""),
         allowed_origins=tuple(document.get("AllowedOrigins", ())),
@@ -86,8 +93,8 @@ def cors_rule_from_s3(document: Mapping[str, Any]) -> CorsRule:
     )
 
 
-def cors_rule_to_s3(rule: CorsRule) -> dict[str, Any]:
-    document: dict[str, Any] = {
+def cors_rule_to_s3(rule: CorsRule) -> CORSRuleTypeDef:
+    document: CORSRuleTypeDef = {
         "AllowedOrigins": list(rule.allowed_origins),
         "AllowedMethods": list(rule.allowed_methods),
     }

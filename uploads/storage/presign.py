@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import botocore.auth
@@ -28,6 +29,28 @@ from botocore.awsrequest import AWSRequest
 from .bucket import CHECKSUM_HEADER
 from .types import PartToSign
 
+if TYPE_CHECKING:
+    from botocore.credentials import Credentials, ReadOnlyCredentials
+    from mypy_boto3_s3 import S3Client
+
+    class _SigV4QueryInternals(S3SigV4QueryAuth):
+        """The private steps of botocore's signer used here, which botocore-stubs leaves out."""
+
+        def _sign(self, key: bytes, msg: str, hex: bool = False) -> bytes | str: ...
+        def _modify_request_before_signing(self, request: AWSRequest) -> None: ...
+        def _inject_signature_to_request(self, request: AWSRequest, signature: str) -> None: ...
+
+    def _botocore_now() -> datetime:
+        """botocore.auth.get_current_datetime: the clock SigV4 reads (absent from the stubs)."""
+        ...
+
+else:
+    _SigV4QueryInternals = S3SigV4QueryAuth
+
+    def _botocore_now() -> datetime:
+        return botocore.auth.get_current_datetime()
+
+
 logger = logging.getLogger(__name__)
 
 # Uploads whose signing template is kept (a few hundred bytes each): a batch-of-1 signer (the
@@ -35,7 +58,7 @@ logger = logging.getLogger(__name__)
 SIGNER_CACHE_SIZE = 1024
 
 
-class _BatchQueryAuth(S3SigV4QueryAuth):
+class _BatchQueryAuth(_SigV4QueryInternals):
     """botocore's S3 query-string SigV4 signer, for a batch of URLs signed at one moment.
 
     Only the bookkeeping differs from `add_auth`: the timestamp is the batch's, and the signing
@@ -44,13 +67,19 @@ class _BatchQueryAuth(S3SigV4QueryAuth):
     """
 
     def __init__(
-        self, credentials: Any, service_name: str, region_name: str, *, expires: int, timestamp: str
+        self,
+        credentials: ReadOnlyCredentials,
+        service_name: str,
+        region_name: str,
+        *,
+        expires: int,
+        timestamp: str,
     ) -> None:
         super().__init__(credentials, service_name, region_name, expires=expires)
         self.timestamp = timestamp
-        self._derived: dict[tuple[bytes, str], bytes] = {}
+        self._derived: dict[tuple[bytes, str], bytes | str] = {}
 
-    def _sign(self, key: bytes, msg: str, hex: bool = False) -> Any:
+    def _sign(self, key: bytes, msg: str, hex: bool = False) -> bytes | str:
         if hex:
             return super()._sign(key, msg, hex=True)
         derived = self._derived.get((key, msg))
@@ -67,7 +96,7 @@ class _BatchQueryAuth(S3SigV4QueryAuth):
         """add_auth's first step: the URL with the auth parameters, not signed yet."""
         request = self._request(url, headers)
         self._modify_request_before_signing(request)
-        return request.url
+        return _url_of(request)
 
     def sign_prepared(self, url: str, headers: dict[str, str]) -> str:
         """add_auth's other steps: canonical request, string to sign, signature."""
@@ -75,7 +104,13 @@ class _BatchQueryAuth(S3SigV4QueryAuth):
         canonical_request = self.canonical_request(request)
         signature = self.signature(self.string_to_sign(request, canonical_request), request)
         self._inject_signature_to_request(request, signature)
-        return request.url
+        return _url_of(request)
+
+
+def _url_of(request: AWSRequest) -> str:
+    if request.url is None:  # never: every request here is built from a URL
+        raise ValueError("botocore left the request without a URL")
+    return request.url
 
 
 @dataclass(frozen=True)
@@ -93,7 +128,7 @@ class FastPartSigner:
     gives up (None: boto3 signs every part) unless the result is the template byte for byte.
     """
 
-    client: Any
+    client: S3Client
     base_url: str  # scheme://host/path, as boto3 resolved and encoded it
     operation_query: str  # the encoded operation parameters, with partNumber=1
     host: str
@@ -101,20 +136,21 @@ class FastPartSigner:
     service: str
 
     @classmethod
-    def build(cls, client: Any, *, template_url: str) -> FastPartSigner | None:
+    def build(cls, client: S3Client, *, template_url: str) -> FastPartSigner | None:
         base_url, _, query = template_url.partition("?")
         pairs = query.split("&")
         params = dict(pair.partition("=")[::2] for pair in pairs)
         scope = unquote(params.get("X-Amz-Credential", "")).split("/")
         operation = [pair for pair in pairs if not pair.startswith("X-Amz-")]
+        credentials = _frozen_credentials(client)
         if (
             params.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256"
             or len(scope) != 5
             or "partNumber=1" not in operation
-            or _frozen_credentials(client) is None
+            or credentials is None
         ):
             return None
-        host_of = S3SigV4QueryAuth(None, scope[3], scope[2]).headers_to_sign
+        host_of = S3SigV4QueryAuth(credentials, scope[3], scope[2]).headers_to_sign
         signer = cls(
             client=client,
             base_url=base_url,
@@ -141,7 +177,7 @@ class FastPartSigner:
         if credentials is None:
             return None
         if timestamp is None:
-            timestamp = botocore.auth.get_current_datetime().strftime(SIGV4_TIMESTAMP)
+            timestamp = _botocore_now().strftime(SIGV4_TIMESTAMP)
         auth = _BatchQueryAuth(
             credentials, self.service, self.region, expires=expires_in, timestamp=timestamp
         )
@@ -173,7 +209,9 @@ def _around_part_number(url: str) -> tuple[str, str]:
     return f"{base}?{head}", tail
 
 
-def _frozen_credentials(client: Any) -> Any:
+def _frozen_credentials(client: S3Client) -> ReadOnlyCredentials | None:
     """The client's credentials as they are now (None when it signs nothing)."""
-    credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
+    credentials: Credentials | None = getattr(
+        getattr(client, "_request_signer", None), "_credentials", None
+    )
     return credentials.get_frozen_credentials() if credentials is not None else None

@@ -55,6 +55,12 @@ from .types import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import (
+        CompletedPartTypeDef,
+        LifecycleRuleOutputTypeDef,
+        LifecycleRuleTypeDef,
+        ListMultipartUploadsRequestTypeDef,
+    )
 else:
     S3Client = Any
 
@@ -228,9 +234,9 @@ class MultipartStorage:
         leave the outcome unknown: those raise CompletionUnknown, for the caller to settle with
         a HEAD of the object.
         """
-        entries = []
+        entries: list[CompletedPartTypeDef] = []
         for part in parts:
-            entry: dict[str, Any] = {"PartNumber": part.number, "ETag": f'"{part.etag}"'}
+            entry: CompletedPartTypeDef = {"PartNumber": part.number, "ETag": f'"{part.etag}"'}
             if part.checksum:
                 entry["ChecksumSHA256"] = part.checksum
             entries.append(entry)
@@ -269,7 +275,7 @@ class MultipartStorage:
     def list_multipart_uploads(self, prefix: str) -> list[MultipartUpload]:
         """Every multipart upload in progress under `prefix` (all pages)."""
         uploads: list[MultipartUpload] = []
-        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        params: ListMultipartUploadsRequestTypeDef = {"Bucket": self.bucket, "Prefix": prefix}
         with _translated("ListMultipartUploads"):
             while True:
                 page = self.client.list_multipart_uploads(**params)
@@ -354,8 +360,8 @@ class MultipartStorage:
 
         The call replaces every lifecycle rule: `other_rules` are written back unchanged.
         """
-        rules = [
-            dict(rule.document) for rule in (lifecycle_rule(prefix=prefix, days=days), *other_rules)
+        rules: list[LifecycleRuleTypeDef | LifecycleRuleOutputTypeDef] = [
+            rule.document for rule in (lifecycle_rule(prefix=prefix, days=days), *other_rules)
         ]
         with _translated("PutBucketLifecycleConfiguration"):
             self.client.put_bucket_lifecycle_configuration(
@@ -376,7 +382,8 @@ class MultipartStorage:
 
 # --- building clients ----------------------------------------------------------------------
 _lock = threading.Lock()
-_storages: dict[tuple[Any, ...], MultipartStorage] = {}
+# Keyed by the bucket, endpoints, region and keys they were built for.
+_storages: dict[tuple[str | None, ...], MultipartStorage] = {}
 
 
 def _client(endpoint_url: str | None) -> S3Client:

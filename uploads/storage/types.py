@@ -6,12 +6,14 @@ the rest describe S3 things only the storage reads: objects, multipart uploads, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..parts import PartToSign, SignedPart, StoredPart
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import LifecycleRuleOutputTypeDef, LifecycleRuleTypeDef
 
 __all__ = [
     "CorsRule",
@@ -58,7 +60,9 @@ class CorsRule:
         return _cors_effect(self) == _cors_effect(other)
 
 
-def _cors_effect(rule: CorsRule) -> tuple[Any, ...]:
+def _cors_effect(
+    rule: CorsRule,
+) -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str], int]:
     return (
         frozenset(rule.allowed_origins),
         frozenset(m.upper() for m in rule.allowed_methods),
@@ -81,7 +85,7 @@ class LifecycleRule:
     enabled: bool
     prefix: str | None
     abort_incomplete_after_days: int | None
-    document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    document: LifecycleRuleTypeDef | LifecycleRuleOutputTypeDef = field(compare=False, repr=False)
 
     def aborts_under(self, prefix: str) -> bool:
         """True when this rule aborts incomplete multipart uploads of every key under `prefix`."""

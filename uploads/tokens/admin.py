@@ -1,10 +1,19 @@
+from typing import TYPE_CHECKING
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from .models import ApiToken
 
+if TYPE_CHECKING:
+    # ModelAdmin is generic in django-stubs only (Django's class is not subscriptable).
+    ApiTokenModelAdmin = admin.ModelAdmin[ApiToken]
+else:
+    ApiTokenModelAdmin = admin.ModelAdmin
+
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(ApiTokenModelAdmin):
     """Tokens can be seen and revoked (deleted) here, never created: a key is shown only once."""
 
     list_display = ["name", "user", "prefix", "created_at", "last_used_at"]
@@ -13,5 +22,5 @@ class ApiTokenAdmin(admin.ModelAdmin):
     readonly_fields = ["id", "user", "name", "prefix", "created_at", "last_used_at"]
     exclude = ["digest"]
 
-    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
         return False

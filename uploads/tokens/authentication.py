@@ -1,12 +1,17 @@
 """`Authorization: Token <key>`: Partwise's named tokens, the only API tokens there are."""
 
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
 from .models import ApiToken
+
+if TYPE_CHECKING:
+    from ..services import User
 
 
 class NamedTokenAuthentication(TokenAuthentication):
@@ -16,7 +21,7 @@ class NamedTokenAuthentication(TokenAuthentication):
     used. The request's `auth` is the ApiToken, so a view can tell which token made the call.
     """
 
-    def authenticate_credentials(self, key: str) -> tuple[Any, ApiToken]:
+    def authenticate_credentials(self, key: str) -> tuple[User, ApiToken]:
         token = ApiToken.find(key)
         if token is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))

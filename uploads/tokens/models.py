@@ -7,11 +7,14 @@ import re
 import secrets
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from ..services import User
 
 KEY_PREFIX = "pw_"  # marks a key as Partwise's (to people and to secret scanners)
 # What a key can look like: `pw_` + 40 URL-safe characters, or the 40 hex digits of a key that
@@ -19,6 +22,7 @@ KEY_PREFIX = "pw_"  # marks a key as Partwise's (to people and to secret scanner
 # without a query.
 KEY_SHAPE = re.compile(r"[A-Za-z0-9_-]{20,100}")
 SHOWN_PREFIX_LENGTH = 10  # what lists show, enough to recognise a key without revealing it
+NAME_MAX_LENGTH = 64
 MAX_TOKENS_PER_USER = 100
 # Recording every use would add a write to every request; a coarse time is enough for people.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
@@ -35,7 +39,7 @@ class ApiToken(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
-    name = models.CharField(max_length=64)
+    name = models.CharField(max_length=NAME_MAX_LENGTH)
     prefix = models.CharField(max_length=SHOWN_PREFIX_LENGTH, editable=False)
     digest = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -49,7 +53,7 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
     @classmethod
-    def issue(cls, user: Any, *, name: str) -> tuple[ApiToken, str]:
+    def issue(cls, user: User, *, name: str) -> tuple[ApiToken, str]:
         """A new token for `user` and its key, which is shown this once and never again."""
         key = KEY_PREFIX + secrets.token_urlsafe(30)
         token = cls.objects.create(

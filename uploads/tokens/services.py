@@ -7,7 +7,7 @@ all issue through `issue_token`, so the per-user limit holds for every way in.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -15,8 +15,11 @@ from django.db import transaction
 from ..exceptions import TooManyTokens
 from .models import MAX_TOKENS_PER_USER, ApiToken
 
+if TYPE_CHECKING:
+    from ..services import User
 
-def issue_token(user: Any, *, name: str) -> tuple[ApiToken, str]:
+
+def issue_token(user: User, *, name: str) -> tuple[ApiToken, str]:
     """A new named token for `user` and its key (shown this once), within the per-user limit.
 
     Race-free: the count and the insert happen while the user's row is locked, so concurrent
@@ -34,7 +37,7 @@ def issue_token(user: Any, *, name: str) -> tuple[ApiToken, str]:
         return ApiToken.issue(user, name=name)
 
 
-def revoke_token(user: Any, token_id: uuid.UUID | str) -> bool:
+def revoke_token(user: User, token_id: uuid.UUID | str) -> bool:
     """Delete one of `user`'s tokens (it stops working at once). False if `user` has no such token.
 
     Another user's token id is treated exactly like an unknown one.

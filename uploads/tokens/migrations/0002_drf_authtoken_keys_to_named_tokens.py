@@ -17,7 +17,9 @@ import hashlib
 
 from django.conf import settings
 from django.db import migrations
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.recorder import MigrationRecorder
+from django.db.migrations.state import StateApps
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -37,7 +39,7 @@ def _aware(value: object) -> datetime.datetime | None:
     return value
 
 
-def convert_drf_keys(apps, schema_editor):  # type: ignore[no-untyped-def]
+def convert_drf_keys(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     connection = schema_editor.connection
     if DRF_TABLE not in connection.introspection.table_names():
         return

@@ -24,7 +24,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from types import FrameType
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -38,6 +39,9 @@ from uploads.tokens.services import issue_token
 
 from ...embedded import BASE_DIR, EMBEDDED_S3_ENDPOINT, VAR_DIR
 from ...seaweedfs import Ports, SeaweedFS
+
+if TYPE_CHECKING:
+    from uploads.services import User
 
 DEV_USERNAME = "dev"
 DEV_LOGIN_FILE = "dev-user-password"
@@ -102,7 +106,7 @@ def ensure_dev_user(var_dir: Path = VAR_DIR) -> DevLogin:
     return DevLogin(username=user.get_username(), password=password, token=_dev_key(user, var_dir))
 
 
-def _dev_key(user: Any, var_dir: Path) -> str:
+def _dev_key(user: User, var_dir: Path) -> str:
     path = var_dir / DEV_TOKEN_FILE
     key = _read(path)
     token = ApiToken.find(key) if key else None
@@ -203,9 +207,10 @@ class Command(BaseCommand):
         require_free(port, "Django", "Stop the other server, or pass --addr.")
         transport = settings.CELERY_BROKER_TRANSPORT_OPTIONS
         for option in ("data_folder_in", "data_folder_out", "processed_folder"):
-            if transport.get(option):
+            folder = transport.get(option)
+            if folder and isinstance(folder, str):
                 # The filesystem broker refuses to start without its folders.
-                Path(transport[option]).mkdir(parents=True, exist_ok=True)
+                Path(folder).mkdir(parents=True, exist_ok=True)
 
         call_command("migrate", interactive=False, verbosity=0)
         login = ensure_dev_user(VAR_DIR)
@@ -306,7 +311,7 @@ class Command(BaseCommand):
         for line in iter(stream.readline, b""):
             self.say(line.decode(errors="replace").rstrip(), prefix=name)
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self._stop.is_set():
             self.say("still stopping, please wait …")
         self._stop.set()

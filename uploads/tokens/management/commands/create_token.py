@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ....exceptions import UploadError
-from ...models import ApiToken
+from ...models import NAME_MAX_LENGTH
 from ...services import issue_token
 
 
@@ -34,9 +34,8 @@ class Command(BaseCommand):
             raise CommandError(f"No user {username!r}.") from None
         if not user.is_active:
             raise CommandError(f"User {username!r} is inactive: a token would not authenticate.")
-        longest = ApiToken._meta.get_field("name").max_length
-        if not name or len(name) > longest:
-            raise CommandError(f"--name must be 1 to {longest} characters.")
+        if not name or len(name) > NAME_MAX_LENGTH:
+            raise CommandError(f"--name must be 1 to {NAME_MAX_LENGTH} characters.")
         try:
             token, key = issue_token(user, name=name)
         except UploadError as error:  # TooManyTokens
