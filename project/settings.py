@@ -207,6 +207,11 @@ UPLOADS_ORPHAN_GRACE = env.int("UPLOADS_ORPHAN_GRACE", default=24 * 3600)
 # Optional: POST a signed JSON event here when an upload completes (see docs/deployment.md).
 UPLOADS_WEBHOOK_URL = env.str("UPLOADS_WEBHOOK_URL", default="")
 UPLOADS_WEBHOOK_SECRET = env.str("UPLOADS_WEBHOOK_SECRET", default="")
+# Per-user quotas on open (uploading, completing, failed) uploads: how many, and how many bytes
+# they declare. Each open upload holds an S3 multipart upload for days; completing or aborting
+# one frees its room.
+UPLOADS_USER_MAX_OPEN_UPLOADS = env.int("UPLOADS_USER_MAX_OPEN_UPLOADS", default=100)
+UPLOADS_USER_MAX_OPEN_BYTES = env.int("UPLOADS_USER_MAX_OPEN_BYTES", default=1024**4)  # 1 TiB
 
 # --- Celery --------------------------------------------------------------------------------
 # The default broker keeps messages in files under var/: no server to install for `make run`.

@@ -46,9 +46,10 @@ from .api.authentication import CsrfSessionAuthentication, signed_in_user
 from .api.serializers import StrictIntegerField
 from .api.views import ERRORS, get_own_upload
 from .conf import upload_settings
-from .exceptions import InvalidInput, KeyMismatch, MultipartRequired
+from .exceptions import KeyMismatch, MultipartRequired
 from .models import Upload
 from .parts import MAX_PARTS
+from .services.validation import parse_part_number
 from .tokens.authentication import NamedTokenAuthentication
 
 # DRF's EXCEPTION_HANDLER: (the exception, the view's context) -> a response, or None for a 500.
@@ -169,12 +170,6 @@ class CompanionApi(APIView):
         return upload
 
 
-def _part_number(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PARTS:
-        raise InvalidInput(f"A part number is an integer from 1 to {MAX_PARTS}.", field="parts")
-    return int(value)
-
-
 class CompanionCreateApi(CompanionApi):
     @extend_schema(
         tags=TAGS,
@@ -242,7 +237,7 @@ class CompanionSignApi(CompanionApi):
     )
     def get(self, request: Request, upload_id: str, part_number: str) -> Response:
         upload = self.own_upload(request, upload_id)
-        number = _part_number(part_number)
+        number = parse_part_number(part_number)
         (signed,) = services.sign_parts(
             upload, parts=[services.PartToSign(number=number)], by=signed_in_user(request)
         )
@@ -275,7 +270,7 @@ class CompanionSignBatchApi(CompanionApi):
     def get(self, request: Request, upload_id: str) -> Response:
         upload = self.own_upload(request, upload_id)
         raw = request.query_params.get("partNumbers", "")
-        numbers = [_part_number(value.strip()) for value in raw.split(",")] if raw else []
+        numbers = [parse_part_number(value.strip()) for value in raw.split(",")] if raw else []
         parts = [services.PartToSign(number=number) for number in numbers]
         signed = services.sign_parts(upload, parts=parts, by=signed_in_user(request))
         return Response({"presignedUrls": {str(part.number): part.url for part in signed}})

@@ -23,6 +23,8 @@ KNOWN_SETTINGS = frozenset(
         "UPLOADS_ORPHAN_GRACE",
         "UPLOADS_WEBHOOK_URL",
         "UPLOADS_WEBHOOK_SECRET",
+        "UPLOADS_USER_MAX_OPEN_UPLOADS",
+        "UPLOADS_USER_MAX_OPEN_BYTES",
     }
 )
 
@@ -41,6 +43,8 @@ class UploadSettings:
     orphan_grace: int
     webhook_url: str
     webhook_secret: str
+    user_max_open_uploads: int
+    user_max_open_bytes: int
 
 
 def upload_settings() -> UploadSettings:
@@ -58,4 +62,6 @@ def upload_settings() -> UploadSettings:
         orphan_grace=settings.UPLOADS_ORPHAN_GRACE,
         webhook_url=settings.UPLOADS_WEBHOOK_URL,
         webhook_secret=settings.UPLOADS_WEBHOOK_SECRET,
+        user_max_open_uploads=settings.UPLOADS_USER_MAX_OPEN_UPLOADS,
+        user_max_open_bytes=settings.UPLOADS_USER_MAX_OPEN_BYTES,
     )

@@ -50,6 +50,14 @@ class TypeNotAllowed(UploadError):
     default_detail = "Files of this type are not accepted."
 
 
+class QuotaExceeded(UploadError):
+    """The user's open uploads would exceed UPLOADS_USER_MAX_OPEN_UPLOADS or _BYTES."""
+
+    status_code = 403
+    code = "quota_exceeded"
+    default_detail = "Your open uploads have reached their limit: complete or abort some first."
+
+
 class UploadConflict(UploadError):
     """The upload is in a state that does not allow this call."""
 

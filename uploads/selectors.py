@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .conf import upload_settings
@@ -25,9 +26,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LivePart",
+    "OpenUsage",
     "lifecycle_abort_date",
     "lifecycle_abort_days",
     "live_parts",
+    "open_usage",
     "recorded_parts",
     "stale",
     "stale_uploads",
@@ -51,6 +54,22 @@ def uploads_of(
     if fingerprint is not None:
         uploads = uploads.filter(fingerprint=fingerprint)
     return uploads
+
+
+@dataclass(frozen=True)
+class OpenUsage:
+    """What a user's open uploads hold: how many, and how many bytes they declare."""
+
+    uploads: int
+    bytes: int
+
+
+def open_usage(owner: User) -> OpenUsage:
+    """The owner's open (incomplete) uploads, counted against the quotas, in one query."""
+    totals = Upload.objects.filter(owner=owner, status__in=Upload.INCOMPLETE).aggregate(
+        uploads=Count("pk"), bytes=Coalesce(Sum("size"), 0)
+    )
+    return OpenUsage(uploads=totals["uploads"], bytes=totals["bytes"])
 
 
 def with_parts(upload: Upload) -> Upload:

@@ -35,7 +35,9 @@ def verify_upload(upload_id: str) -> str:
 
 @shared_task
 def expire_stale_uploads() -> int:
-    """Expire and abort uploads inactive past their expiry; returns how many."""
+    """Settle dead completions, then expire and abort uploads inactive past their expiry;
+    returns how many expired."""
+    services.settle_dead_completions()
     return len(services.expire_stale_uploads())
 
 

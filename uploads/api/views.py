@@ -4,9 +4,11 @@ import uuid
 from typing import Any
 
 from django.http import Http404
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -49,6 +51,22 @@ class NewestFirst(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        """DRF's cursor, refused (404, DRF's "Invalid cursor") when its position is no time.
+
+        The position goes into `created_at < position`; a forged one ("p=notadate") would
+        otherwise fail in the database, as a 500.
+        """
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            try:
+                valid = parse_datetime(str(cursor.position)) is not None
+            except ValueError:  # well-formed but impossible, e.g. 2026-13-45
+                valid = False
+            if not valid:
+                raise NotFound(self.invalid_cursor_message)
+        return cursor
 
 
 def get_own_upload(request: Request, pk: str) -> Upload:

@@ -41,7 +41,13 @@ from .validation import (
     check_etag,
     clean_filename,
 )
-from .verification import composite_checksum, reconcile_upload, reconcile_uploads, verify_upload
+from .verification import (
+    composite_checksum,
+    reconcile_upload,
+    reconcile_uploads,
+    settle_dead_completions,
+    verify_upload,
+)
 
 __all__ = [
     "COMPLETION_TAKEOVER_AFTER",
@@ -73,6 +79,7 @@ __all__ = [
     "reconcile_uploads",
     "record_parts",
     "record_parts_and_complete",
+    "settle_dead_completions",
     "sign_parts",
     "start_upload",
     "sync_upload_parts",

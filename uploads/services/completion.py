@@ -23,12 +23,14 @@ from ..exceptions import (
     StorageRefused,
     UploadConflict,
     UploadGone,
+    UploadTooLarge,
 )
 from ..models import Upload, UploadPart
 from ..parts import MIN_PART_SIZE, ReportedPart, StoredPart
 from ..selectors import with_parts
 from ..signals import send_upload_completed
 from ..storage import MultipartStorage, get_storage
+from .cleanup import abort_until_gone
 from .state import (
     Actor,
     Status,
@@ -42,7 +44,11 @@ from .uploading import one_copy_per_part, reconcile_parts, record_parts
 
 
 def complete_upload(
-    upload: Upload, *, by: Actor, storage: MultipartStorage | None = None
+    upload: Upload,
+    *,
+    by: Actor,
+    storage: MultipartStorage | None = None,
+    part_count: int | None = None,
 ) -> Upload:
     """Check every part against S3, complete the object, and confirm its size.
 
@@ -50,11 +56,15 @@ def complete_upload(
     least 5 MiB for unplanned uploads), each with the ETag the client reported. A missing part
     puts the upload back to `uploading` and answers PartMissing with the numbers. Repeating the
     call on a completed upload answers the same result; two racing calls cannot both complete.
+
+    For an unplanned (Uppy) upload, `part_count` is how many parts the client lists: the object
+    is exactly parts 1..part_count, whatever else S3 holds. An unplanned upload whose parts add
+    up to more than UPLOADS_MAX_SIZE is refused (UploadTooLarge) and aborted in S3.
     """
     storage = storage or get_storage()
     require_owner(upload, by)
     if _claim(upload, storage):
-        checked = _check_parts_in_s3(upload, storage)
+        checked = _check_parts_in_s3(upload, storage, part_count=part_count)
         if checked is not None:
             parts, size = checked
             _complete_in_s3(upload, storage, parts, expected_size=size)
@@ -82,7 +92,7 @@ def record_parts_and_complete(
         except UploadConflict:
             if upload.status not in (Status.COMPLETING, Status.COMPLETED):
                 raise
-    return complete_upload(upload, by=by, storage=storage)
+    return complete_upload(upload, by=by, storage=storage, part_count=len(parts))
 
 
 # --- the steps -------------------------------------------------------------------------------
@@ -122,12 +132,18 @@ def _claim(upload: Upload, storage: MultipartStorage) -> bool:
 
 
 def _check_parts_in_s3(
-    upload: Upload, storage: MultipartStorage
+    upload: Upload, storage: MultipartStorage, *, part_count: int | None = None
 ) -> tuple[list[StoredPart], int] | None:
     """The parts to complete with and the object's size; None when the object settled it."""
     try:
         stored = storage.list_parts(upload.key, upload.s3_upload_id)
-        return check_parts_for_completion(upload, stored)
+        return check_parts_for_completion(upload, stored, part_count=part_count)
+    except UploadTooLarge as error:
+        # Only an unplanned upload gets here (a planned one was refused at creation): nothing
+        # of it may stay in S3.
+        transition(upload, [Status.COMPLETING], Status.ABORTED, failure_reason=error.detail)
+        abort_until_gone(upload.key, upload.s3_upload_id, storage=storage)
+        raise
     except (PartMissing, PartMismatch):
         transition(upload, [Status.COMPLETING], Status.UPLOADING)
         raise
@@ -148,7 +164,16 @@ def _complete_in_s3(
     try:
         storage.complete_multipart_upload(upload.key, upload.s3_upload_id, parts)
     except CompletionUnknown:
-        if settle_from_object(upload, storage=storage, expected_size=expected_size):
+        try:
+            settled = settle_from_object(upload, storage=storage, expected_size=expected_size)
+        except StorageFailed:
+            # Neither the completion nor the HEAD that would settle it got an answer: give the
+            # upload back, so that a retried complete settles it (S3 then answers "no such
+            # upload" if it did complete, and the object decides) instead of waiting for the
+            # take-over of a dead completion.
+            transition(upload, [Status.COMPLETING], Status.UPLOADING)
+            raise
+        if settled:
             return
         transition(upload, [Status.COMPLETING], Status.UPLOADING)
         raise
@@ -164,16 +189,19 @@ def _complete_in_s3(
 
 
 def check_parts_for_completion(
-    upload: Upload, stored: Sequence[StoredPart]
+    upload: Upload, stored: Sequence[StoredPart], *, part_count: int | None = None
 ) -> tuple[list[StoredPart], int]:
     """The parts to complete with (S3's copies, with the signed checksums) and the total size.
 
-    Raises PartMissing for a gap, PartMismatch for a wrong size, ETag or a missing checksum.
+    Raises PartMissing for a gap, PartMismatch for a wrong size, ETag or a missing checksum,
+    UploadTooLarge for an unplanned upload over UPLOADS_MAX_SIZE.
     """
     recorded = {part.number: part for part in UploadPart.objects.filter(upload=upload)}
     in_s3 = one_copy_per_part(stored, recorded)
     if upload.part_count:
         count = upload.part_count
+    elif part_count:
+        count = part_count  # the parts the client listed, strays in S3 left out
     else:
         # Unplanned: the last part is the highest one S3 holds or the client reported, so a
         # reported part that never reached S3 is missing rather than silently left out.
@@ -221,9 +249,15 @@ def check_parts_for_completion(
         )
         for number in range(1, count + 1)
     ]
+    total = sum(in_s3[n].size for n in range(1, count + 1))
+    max_size = upload_settings().max_size
+    if plan is None and total > max_size:
+        raise UploadTooLarge(
+            f"The parts add up to {total} bytes; the largest accepted upload is {max_size}."
+        )
     # S3 is the source of truth for parts: record what it holds before completing.
     reconcile_parts(upload, [in_s3[n] for n in range(1, count + 1)])
-    return final, sum(in_s3[n].size for n in range(1, count + 1))
+    return final, total
 
 
 def settle_from_object(

@@ -11,12 +11,11 @@ import logging
 import uuid
 from collections.abc import Sequence
 
-from django.core.exceptions import SuspiciousFileOperation
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from django.utils.text import get_valid_filename
 
 from ..conf import upload_settings
 from ..exceptions import (
@@ -24,12 +23,13 @@ from ..exceptions import (
     IdempotencyConflict,
     InvalidInput,
     PartConflict,
+    QuotaExceeded,
     StorageFailed,
     UploadTooLarge,
 )
 from ..models import Upload, UploadPart
 from ..parts import PartToSign, ReportedPart, SignedPart, StoredPart, plan_parts
-from ..selectors import with_parts
+from ..selectors import OpenUsage, open_usage, with_parts
 from ..storage import MultipartStorage, get_storage
 from .state import Actor, Status, User, new_expiry, require_owner, require_status, touch
 from .validation import (
@@ -39,6 +39,7 @@ from .validation import (
     check_etag,
     check_part_numbers,
     clean_filename,
+    key_segment,
 )
 
 logger = logging.getLogger(__name__)
@@ -83,13 +84,10 @@ def start_upload(
         if existing is not None:
             return _replay(existing, filename=filename, size=size), False
 
+    check_quota(owner, size=size)  # before S3 is asked: a refused create costs S3 nothing
     upload_id = uuid.uuid4()
     # The key is the server's: a prefix, our UUID, and a tamed copy of the name for humans.
-    try:
-        safe_name = get_valid_filename(filename)[:200] or "file"
-    except SuspiciousFileOperation:  # nothing usable is left of the name, e.g. only symbols
-        safe_name = "file"
-    key = f"{conf.key_prefix}{upload_id}/{safe_name}"
+    key = f"{conf.key_prefix}{upload_id}/{key_segment(filename)}"
     storage = storage or get_storage()
     s3_upload_id = storage.create_multipart_upload(
         key, content_type=content_type, checksum_algorithm=checksum_algorithm
@@ -97,6 +95,9 @@ def start_upload(
     now = timezone.now()
     try:
         with transaction.atomic():
+            # Again under the owner's row lock: racing creates of one user are serialised, so
+            # they cannot together pass a quota each alone would just meet.
+            check_quota(owner, size=size, locked=True)
             upload = Upload.objects.create(
                 id=upload_id,
                 owner=owner,
@@ -125,6 +126,53 @@ def start_upload(
                 return _replay(existing, filename=filename, size=size), False
         raise
     return upload, True
+
+
+def check_quota(owner: User, *, size: int | None, locked: bool = False) -> None:
+    """Refuse an upload that would take the owner past UPLOADS_USER_MAX_OPEN_UPLOADS/_BYTES.
+
+    Open uploads are the incomplete ones (each holds an S3 multipart upload); an unplanned
+    (Uppy) upload declares no size and counts as one upload of 0 bytes until it completes.
+    With `locked`, the owner's user row is locked (SELECT … FOR UPDATE) in the same query, so
+    racing creates of one user are serialised until the transaction ends; on SQLite the
+    IMMEDIATE transactions of the settings serialise every writer already.
+    """
+    conf = upload_settings()
+    usage = _locked_open_usage(owner) if locked else open_usage(owner)
+    if usage.uploads + 1 > conf.user_max_open_uploads:
+        raise QuotaExceeded(
+            f"You have {usage.uploads} open uploads, the most allowed "
+            f"(UPLOADS_USER_MAX_OPEN_UPLOADS = {conf.user_max_open_uploads}): complete or "
+            "abort some first.",
+            limit="UPLOADS_USER_MAX_OPEN_UPLOADS",
+        )
+    if usage.bytes + (size or 0) > conf.user_max_open_bytes:
+        raise QuotaExceeded(
+            f"Your open uploads declare {usage.bytes} bytes; this one would take them past "
+            f"UPLOADS_USER_MAX_OPEN_BYTES = {conf.user_max_open_bytes}.",
+            limit="UPLOADS_USER_MAX_OPEN_BYTES",
+        )
+
+
+def _locked_open_usage(owner: User) -> OpenUsage:
+    """`selectors.open_usage`, read while locking the owner's row: one query."""
+    open_uploads = (
+        Upload.objects.filter(owner=OuterRef("pk"), status__in=Upload.INCOMPLETE)
+        .order_by()
+        .values("owner")
+    )
+    uploads, size = (
+        get_user_model()
+        .objects.select_for_update()
+        .filter(pk=owner.pk)
+        .annotate(
+            open_count=Subquery(open_uploads.annotate(n=Count("pk")).values("n")),
+            open_bytes=Subquery(open_uploads.annotate(b=Sum("size")).values("b")),
+        )
+        .values_list("open_count", "open_bytes")
+        .get()
+    )
+    return OpenUsage(uploads=uploads or 0, bytes=size or 0)
 
 
 def _replay(existing: Upload, *, filename: str, size: int | None) -> Upload:

@@ -14,6 +14,9 @@ import unicodedata
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
 
+from django.core.exceptions import SuspiciousFileOperation
+from django.utils.text import get_valid_filename
+
 from ..conf import upload_settings
 from ..exceptions import InvalidFilename, InvalidInput, PartOutOfRange, TypeNotAllowed
 from ..models import Upload
@@ -22,7 +25,15 @@ from ..parts import MAX_PARTS, normalize_etag
 CHECKSUM_ALGORITHMS = ("SHA256",)
 MAX_FILENAME_LENGTH = 255
 _ETAG = re.compile(r"^[0-9a-fA-F]{32}(-\d{1,5})?$")
-_MIME = re.compile(r"^[\w.+-]+/[\w.+-]+$")
+_MIME = re.compile(r"^[\w.+-]+/[\w.+-]+$", re.ASCII)
+# What S3 and HTTP carry in a Content-Type header unchanged: printable ASCII. A control
+# character (CR/LF) would break the header S3 is sent; anything else non-ASCII is re-encoded
+# on the way (RFC 9110 allows only ISO-8859-1 in field values), so S3 would store another name.
+_HEADER_SAFE = re.compile(r"^[\x20-\x7e]*$")
+# A key's name segment: S3 allows 1,024 bytes per key, but file systems under S3-compatible
+# stores (SeaweedFS's filer, MinIO) refuse a path segment over 255 bytes.
+MAX_KEY_SEGMENT_BYTES = 255
+MAX_EXTENSION_BYTES = 32
 
 
 def clean_filename(filename: str) -> str:
@@ -44,13 +55,49 @@ def clean_filename(filename: str) -> str:
     return name
 
 
+def key_segment(filename: str) -> str:
+    """The name part of a server-made key: a tamed copy of the file name, for humans.
+
+    Only letters, digits, `-`, `_` and `.` (Django's get_valid_filename), at most
+    MAX_KEY_SEGMENT_BYTES bytes of UTF-8, cut on a character boundary with the extension kept;
+    "file" when nothing usable is left. Never "." or "..".
+    """
+    try:
+        name = get_valid_filename(filename)
+    except SuspiciousFileOperation:  # nothing usable is left of the name, e.g. only symbols
+        return "file"
+    if len(name.encode()) > MAX_KEY_SEGMENT_BYTES:
+        stem, dot, extension = name.rpartition(".")
+        if not dot or not stem or len(f".{extension}".encode()) > MAX_EXTENSION_BYTES:
+            stem, extension = name, ""
+        tail = f".{extension}" if extension else ""
+        room = MAX_KEY_SEGMENT_BYTES - len(tail.encode())
+        stem = stem.encode()[:room].decode(errors="ignore")
+        name = f"{stem}{tail}"
+    return name if name.strip(".") else "file"
+
+
+def parse_part_number(text: str) -> int:
+    """A part number written in a URL (ASCII digits only: "²" is a digit to str.isdigit)."""
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_PARTS:
+        raise InvalidInput(f"A part number is an integer from 1 to {MAX_PARTS}.", field="parts")
+    return int(text)
+
+
 def check_content_type(content_type: str, filename: str) -> str:
     """The declared (or guessed) MIME type, refused when the type policy excludes it."""
     content_type = (content_type or "").strip().lower()
     if not content_type:
         content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-    if len(content_type) > 255 or not _MIME.match(content_type.split(";")[0].strip()):
-        raise InvalidInput("The content type is not a valid MIME type.", field="content_type")
+    if (
+        len(content_type) > 255
+        or not _HEADER_SAFE.match(content_type)
+        or not _MIME.match(content_type.split(";")[0].strip())
+    ):
+        raise InvalidInput(
+            "The content type is not a valid MIME type (printable ASCII only).",
+            field="content_type",
+        )
     allowed = upload_settings().allowed_types
     bare = content_type.split(";")[0].strip()
     if allowed and not any(fnmatchcase(bare, pattern.strip().lower()) for pattern in allowed):

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.utils import timezone
 
@@ -18,7 +19,7 @@ from ..models import Upload, UploadPart
 from ..storage import MultipartStorage, StoredObject, get_storage
 from .cleanup import BatchResult
 from .completion import settle_from_object
-from .state import EXPIRABLE, Status, transition
+from .state import COMPLETION_TAKEOVER_AFTER, EXPIRABLE, Status, transition
 from .uploading import reconcile_parts
 
 logger = logging.getLogger(__name__)
@@ -149,3 +150,17 @@ def reconcile_uploads(
         else:
             result.unchanged += 1
     return result
+
+
+def settle_dead_completions(
+    *, now: datetime | None = None, storage: MultipartStorage | None = None
+) -> BatchResult:
+    """Settle `completing` uploads whose completion died (no change past the take-over time).
+
+    Each is reconciled: completed when S3 has the object, back to `uploading` when S3 still
+    has the parts (the expiry sweep then expires it once past its expiry), failed when S3 has
+    neither. The expiry task runs this first, so no upload stays `completing` for ever.
+    """
+    cutoff = (now or timezone.now()) - COMPLETION_TAKEOVER_AFTER
+    dead = Upload.objects.filter(status=Status.COMPLETING, updated_at__lt=cutoff)
+    return reconcile_uploads(dead, storage=storage)

@@ -41,6 +41,10 @@ class Command(BaseCommand):
             raise CommandError("--orphan-grace must not be negative.")
         verb = "would abort" if dry_run else "aborted"
         try:
+            if not dry_run:
+                settled = services.settle_dead_completions()
+                if settled.changed:
+                    self.stdout.write(f"settled {settled.changed} dead completions")
             expired = services.expire_stale_uploads(dry_run=dry_run)
             for upload in expired:
                 self.stdout.write(
