@@ -1,7 +1,9 @@
 """Shared fixtures: users, API clients, and the moto chain aws_credentials -> s3 -> bucket.
 
 The unit tier swaps the S3 endpoint for moto's in-process mock; the integration tier
-(tests/integration/conftest.py) points the same settings at a real SeaweedFS.
+(tests/integration/conftest.py) points the same settings at a real SeaweedFS. Helpers and
+fixtures shared across files live in tests/support/ (its plugins are registered here); each
+tier's conftest.py marks its folder's tests with the tier's marker (tests/support/tiers.py).
 """
 
 from collections.abc import Iterator
@@ -13,8 +15,15 @@ from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
 from project.celery import app as celery_app
+from tests.factories import PASSWORD
 from uploads.storage import MultipartStorage, get_storage, reset_storage
 from uploads.tokens.models import ApiToken
+
+pytest_plugins = [
+    "tests.support.tiers",
+    "tests.support.passwords",
+    "tests.support.world",
+]
 
 BUCKET = "partwise-test"
 
@@ -27,12 +36,6 @@ def _celery_broker_in_memory() -> None:
     """
     celery_app.conf.broker_url = "memory://"
     celery_app.conf.broker_transport_options = {}
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings) -> None:
-    # PBKDF2 takes a quarter of a second per user on a small machine; tests need no strength.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
@@ -80,12 +83,12 @@ def storage(bucket) -> MultipartStorage:
 
 @pytest.fixture
 def user(db):
-    return get_user_model().objects.create_user("alice", password="correct horse battery")
+    return get_user_model().objects.create_user("alice", password=PASSWORD)
 
 
 @pytest.fixture
 def other_user(db):
-    return get_user_model().objects.create_user("mallory", password="correct horse battery")
+    return get_user_model().objects.create_user("mallory", password=PASSWORD)
 
 
 def in_use_token(user) -> str:  # type: ignore[no-untyped-def]

@@ -4,7 +4,6 @@ Uploads made here exist only in the database (their S3 upload id is made up); te
 S3 to know an upload start it through `services.start_upload` against moto.
 """
 
-import base64
 import hashlib
 import uuid
 from datetime import timedelta
@@ -90,6 +89,8 @@ def start_in_s3(
     """An upload started through the service (S3 knows it), its one part `data` PUT to S3 but
     not reported: what a client leaves behind between its PUT and its report. With
     `checksum`, the upload declares SHA-256 and the part is signed and sent with its own."""
+    from tests.support.checksums import sha256_b64
+    from tests.support.uploads import put_part
     from uploads import services
     from uploads.storage import get_storage
 
@@ -102,16 +103,8 @@ def start_in_s3(
     if put:
         extra = {}
         if checksum:
-            digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+            digest = sha256_b64(data)
             services.sign_parts(upload, parts=[services.PartToSign(1, checksum=digest)], by=owner)
             extra = {"ChecksumSHA256": digest}
-        storage = get_storage()
-        storage.client.upload_part(
-            Bucket=storage.bucket,
-            Key=upload.key,
-            UploadId=upload.s3_upload_id,
-            PartNumber=1,
-            Body=data,
-            **extra,
-        )
+        put_part(get_storage(), upload, 1, data, **extra)
     return upload

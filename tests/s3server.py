@@ -1,18 +1,39 @@
-"""Fixtures for the tiers that need a real S3 server (integration, e2e).
+"""Fixtures for the tiers that need a real S3 server (integration, e2e, reliability).
 
 `seaweedfs` starts one `weed mini` per test session on free ports with its own data dir and
 credentials; `real_s3` points Django's settings at it for one test, with a fresh bucket (CORS
-and lifecycle set by the same code as `setup_storage`).
+and lifecycle set by the same code as `setup_storage`). `client_of` is a plain boto3 client on
+a SeaweedFS, for reading what a server process wrote there as a consumer of the bucket would.
 """
 
 import secrets
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from project.dev.seaweedfs import Ports, SeaweedFS
 from uploads.storage import MultipartStorage, get_storage, reset_storage
+
+
+def client_of(s3: SeaweedFS) -> Any:
+    """A boto3 S3 client on `s3` (path-style, checksums only where S3 requires them)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint,
+        aws_access_key_id=s3.access_key,
+        aws_secret_access_key=s3.secret_key,
+        region_name="us-east-1",
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
 
 
 @pytest.fixture(scope="session")

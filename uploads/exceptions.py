@@ -112,6 +112,10 @@ class StorageRefused(StorageFailed):
     """S3 looked at the request and said no (e.g. a part it does not accept): final."""
 
 
+class PartRefused(StorageRefused):
+    """CompleteMultipartUpload refused a listed part: its ETag or checksum is not what S3 holds."""
+
+
 class UploadGone(StorageRefused):
     """S3 no longer has the multipart upload (aborted, expired by the lifecycle rule) or key."""
 

@@ -129,11 +129,12 @@ class Upload(models.Model):
 # Only the services call it (`UploadPart.objects.upsert`): they decide what to write; this
 # only knows how.
 # Every column a part row has besides its id, in insert order, with its value when not given.
-COLUMNS = ("number", "size", "etag", "checksum", "signed_at", "uploaded_at")
+COLUMNS = ("number", "size", "etag", "checksum", "checksum_replaced", "signed_at", "uploaded_at")
 DEFAULTS: dict[str, Any] = {
     "size": None,
     "etag": "",
     "checksum": "",
+    "checksum_replaced": False,
     "signed_at": None,
     "uploaded_at": None,
 }
@@ -145,6 +146,7 @@ _PG_TYPES = {
     "size": "bigint",
     "etag": "text",
     "checksum": "text",
+    "checksum_replaced": "boolean",
     "signed_at": "timestamp with time zone",
     "uploaded_at": "timestamp with time zone",
 }
@@ -271,6 +273,9 @@ class UploadPart(models.Model):
     size = models.BigIntegerField(null=True, blank=True)
     etag = models.CharField(max_length=128, blank=True)
     checksum = models.CharField(max_length=128, blank=True)
+    # Signed again with another checksum before any report: S3 may hold the bytes of the
+    # first signature, so completion names this part when S3 refuses a part's checksum.
+    checksum_replaced = models.BooleanField(default=False)
     signed_at = models.DateTimeField(null=True, blank=True)
     uploaded_at = models.DateTimeField(null=True, blank=True)
 

@@ -3,10 +3,10 @@
 The page is served by pytest-django's `live_server` (Django in a thread of this process, so
 the `settings` changes made by `real_s3` apply to it) and the browser PUTs parts straight to
 the session's SeaweedFS. Everything listens on 127.0.0.1 on ports chosen at run time. Without
-/usr/bin/chromium every test here is skipped with a message saying so.
+/usr/bin/chromium every test here is skipped with a message saying so. Every test in this
+folder carries the `e2e` marker.
 """
 
-import hashlib
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -16,6 +16,7 @@ import pytest
 
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.s3server import real_s3, seaweedfs  # noqa: F401  (fixtures)
+from tests.support.tiers import mark_tier
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 PASSWORD = "correct horse battery staple"
@@ -23,6 +24,10 @@ MiB = 1024 * 1024
 
 # The live server must listen on loopback by address, never on a name that may resolve elsewhere.
 os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", "127.0.0.1")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    mark_tier(items, "e2e")
 
 
 @pytest.fixture(scope="session")
@@ -96,31 +101,3 @@ def open_session(browser, live_server, e2e_user, s3_for_browser) -> Iterator[Cal
     yield open_
     for context in contexts:
         context.close()  # a no-op for a context the test closed already
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(MiB), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sha256_object(storage, key: str) -> str:
-    """SHA-256 of an object as S3 serves it, read in blocks."""
-    body = storage.client.get_object(Bucket=storage.bucket, Key=key)["Body"]
-    digest = hashlib.sha256()
-    for block in iter(lambda: body.read(MiB), b""):
-        digest.update(block)
-    return digest.hexdigest()
-
-
-def write_random(path: Path, size: int) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as stream:
-        remaining = size
-        while remaining:
-            block = os.urandom(min(remaining, 4 * MiB))
-            stream.write(block)
-            remaining -= len(block)
-    return path

@@ -10,11 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import MiB, sha256_file, sha256_object, write_random
 from tests.faultproxy import FaultProxy
+from tests.support.checksums import MiB, sha256_of_file, sha256_of_stored
+from tests.support.files import write_random
 from uploads.models import Upload
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
 PART = 5 * MiB
 
@@ -45,5 +46,5 @@ def test_the_browser_client_survives_resets_in_the_middle_of_parts_and_slowdowns
     assert part_proxy.counts["error"] >= 1, part_proxy.counts
     upload = Upload.objects.get(pk=page.locator(row).first.get_attribute("data-upload-id"))
     assert upload.status == Upload.Status.COMPLETED
-    assert sha256_object(s3_for_browser, upload.key) == sha256_file(path)
+    assert sha256_of_stored(s3_for_browser, upload.key) == sha256_of_file(path)
     assert s3_for_browser.list_multipart_uploads(upload.key) == []

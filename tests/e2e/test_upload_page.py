@@ -13,10 +13,11 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.e2e.conftest import MiB, sha256_file, sha256_object, write_random
+from tests.support.checksums import MiB, sha256_of_file, sha256_of_stored
+from tests.support.files import write_random
 from uploads.models import Upload
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
 BIG = 64 * MiB
 
@@ -147,7 +148,7 @@ def test_three_files_at_once_arrive_intact(open_session, s3_for_browser, tmp_pat
         assert upload.status == Upload.Status.COMPLETED
         assert upload.filename == path.name
         assert upload.size == path.stat().st_size
-        assert sha256_object(s3_for_browser, upload.key) == sha256_file(path), path.name
+        assert sha256_of_stored(s3_for_browser, upload.key) == sha256_of_file(path), path.name
     assert page.locator("#overall-progress").evaluate("bar => bar.value") == 100
     assert "100%" in page.locator("#overall-progress").get_attribute("aria-valuetext")
 
@@ -178,7 +179,7 @@ def test_a_new_browser_session_resumes_and_sends_only_what_is_missing(
     assert sent_again < 0.6 * BIG, f"sent {sent_again} of {BIG} bytes again"
     assert int(row.get_attribute("data-bytes-sent")) == sent_again
     assert first.status == Upload.Status.COMPLETED
-    assert sha256_object(s3_for_browser, first.key) == sha256_file(path)
+    assert sha256_of_stored(s3_for_browser, first.key) == sha256_of_file(path)
 
 
 def test_a_different_file_with_the_same_name_and_size_does_not_resume(
@@ -205,7 +206,7 @@ def test_a_different_file_with_the_same_name_and_size_does_not_resume(
     assert row.get_attribute("data-mismatch") == "true"
     second = upload_of(page, impostor.name)
     assert second.id != first.id
-    assert sha256_object(s3_for_browser, second.key) == sha256_file(impostor)
+    assert sha256_of_stored(s3_for_browser, second.key) == sha256_of_file(impostor)
     first.refresh_from_db()
     assert first.status == Upload.Status.UPLOADING, "the old upload is left alone"
     assert len(s3_for_browser.list_parts(first.key, first.s3_upload_id)) >= 4
@@ -258,7 +259,7 @@ def test_uploads_complete_when_a_fifth_of_the_part_requests_fail_once(
         assert router.attempts[key] == 2, "each failed part was sent again, once"
     for path in files:
         upload = upload_of(page, path.name)
-        assert sha256_object(s3_for_browser, upload.key) == sha256_file(path), path.name
+        assert sha256_of_stored(s3_for_browser, upload.key) == sha256_of_file(path), path.name
 
 
 def test_pause_resume_and_cancel(open_session, s3_for_browser, seaweedfs, tmp_path, artifacts):
@@ -283,7 +284,7 @@ def test_pause_resume_and_cancel(open_session, s3_for_browser, seaweedfs, tmp_pa
     page.keyboard.press("Enter")  # the controls work from the keyboard
     wait_for_state(page, paused_file.name, "completed")
     upload = upload_of(page, paused_file.name)
-    assert sha256_object(s3_for_browser, upload.key) == sha256_file(paused_file)
+    assert sha256_of_stored(s3_for_browser, upload.key) == sha256_of_file(paused_file)
     artifacts(page, "2-resumed-and-completed")
 
     # Cancel: the upload is aborted on the server and the S3 multipart upload is gone.

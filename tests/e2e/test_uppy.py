@@ -13,17 +13,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import boto3
 import pytest
 
 from tests.django_server import DjangoServer
+from tests.s3server import client_of
+from tests.support.checksums import sha256_of_object
 
 MiB = 1024 * 1024
 UPPY_DIR = Path(__file__).resolve().parent / "uppy"
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.timeout(300),
-]
+pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
@@ -82,15 +80,8 @@ def test_uppy_uploads_30_mib_through_the_companion_endpoints(browser, server, tm
     assert requests_seen.count(f'"GET /s3/multipart/{upload_id}/') == done["parts_uploaded"]
     assert requests_seen.count(f'"POST /s3/multipart/{upload_id}/complete?key=') == 1
 
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=server.s3.endpoint,
-        aws_access_key_id=server.s3.access_key,
-        aws_secret_access_key=server.s3.secret_key,
-        region_name="us-east-1",
-    )
-    body = s3.get_object(Bucket=server.bucket, Key=done["key"])["Body"].read()
-    assert hashlib.sha256(body).hexdigest() == hashlib.sha256(data).hexdigest()
+    in_s3 = sha256_of_object(client_of(server.s3), server.bucket, done["key"])
+    assert in_s3 == hashlib.sha256(data).hexdigest()
 
     # Another user's browser: every route answers 404 for that upload id, and nothing changes.
     page = logged_in_page(browser, server, "mallory")

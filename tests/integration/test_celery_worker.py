@@ -22,7 +22,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import requests
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connections
@@ -31,11 +30,13 @@ from django.utils import timezone
 from project.celery import app as celery_app
 from project.dev.embedded import BASE_DIR
 from tests import pg
+from tests.factories import PASSWORD
+from tests.support.presigned import put_signed
 from tests.webhook_receiver import WebhookReceiver, running_receiver
 from uploads import services, webhooks
 from uploads.models import Upload
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.timeout(300)]
 if pg.on_postgresql():
     # The worker reads what this process wrote: every transaction must really commit.
     pytestmark.append(pytest.mark.django_db(transaction=True))
@@ -198,8 +199,7 @@ def upload_file(owner, data: bytes, name: str = "file.bin") -> Upload:
     """Start an upload and PUT its one part to the presigned URL, as a browser does."""
     upload, _ = services.start_upload(owner=owner, filename=name, size=len(data))
     [signed] = services.sign_parts(upload, parts=[services.PartToSign(1)], by=owner)
-    response = requests.put(signed.url, data=data, headers=signed.headers, timeout=30)
-    assert response.status_code == 200, response.text
+    put_signed(signed, data)
     return upload
 
 
@@ -224,7 +224,7 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
 def owner(shared_database):
     # Not pytest-django's django_user_model: it requests `db`, whose transaction would hide
     # every row from the worker until the end of the test.
-    return get_user_model().objects.create_user("owner", password="correct horse battery")
+    return get_user_model().objects.create_user("owner", password=PASSWORD)
 
 
 # --- the tests ------------------------------------------------------------------------------

@@ -15,15 +15,16 @@ import sys
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 
 from partwise_client.fingerprint import fingerprint
 from tests.django_server import PASSWORD, DjangoServer
+from tests.s3server import client_of
+from tests.support.checksums import sha256_of_object
 
 MiB = 1024 * 1024
 PARTS = 10
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 PARTWISE = shutil.which("partwise", path=str(Path(sys.executable).parent)) or "partwise"
 
 
@@ -51,6 +52,18 @@ def partwise(server, *args, cwd, user="alice", env=None):
         text=True,
         timeout=120,
         check=False,
+    )
+
+
+def slow_upload(server: DjangoServer, path: Path, *, rate: str, cwd: Path) -> subprocess.Popen:
+    """`partwise upload` of `path` in 5 MiB parts at `rate`, running (to be stopped)."""
+    return subprocess.Popen(
+        [PARTWISE, "upload", str(path), "--part-size", "5M", "--limit-rate", rate, "-q"],
+        cwd=cwd,
+        env=cli_env(server),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -85,18 +98,7 @@ def settled_parts(server, upload_id: str) -> list[int]:
 
 def object_sha256(server: DjangoServer, key: str) -> str:
     # Read the object straight from S3, as a consumer of the bucket would.
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=server.s3.endpoint,
-        aws_access_key_id=server.s3.access_key,
-        aws_secret_access_key=server.s3.secret_key,
-        region_name="us-east-1",
-    )
-    body = s3.get_object(Bucket=server.bucket, Key=key)["Body"]
-    digest = hashlib.sha256()
-    for chunk in iter(lambda: body.read(MiB), b""):
-        digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_of_object(client_of(server.s3), server.bucket, key)
 
 
 def test_a_killed_upload_resumes_elsewhere_sending_only_the_missing_parts(server, tmp_path):
@@ -108,13 +110,7 @@ def test_a_killed_upload_resumes_elsewhere_sending_only_the_missing_parts(server
     original.write_bytes(data)
 
     # 1. Upload slowly (10 MiB/s, 5 MiB parts) and SIGKILL the CLI when half the parts are in.
-    process = subprocess.Popen(
-        [PARTWISE, "upload", str(original), "--part-size", "5M", "--limit-rate", "10M", "-q"],
-        cwd=first,
-        env=cli_env(server),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    process = slow_upload(server, original, rate="10M", cwd=first)
     try:
         upload = wait_for_parts(server, original, PARTS // 2, process)
     finally:
@@ -167,14 +163,7 @@ def test_ctrl_c_stops_with_exit_130_and_the_upload_resumes(server, tmp_path):
     path = tmp_path / "big.bin"
     data = os.urandom(30 * MiB)
     path.write_bytes(data)
-    process = subprocess.Popen(
-        [PARTWISE, "upload", str(path), "--part-size", "5M", "--limit-rate", "8M", "-q"],
-        cwd=tmp_path,
-        env=cli_env(server),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = slow_upload(server, path, rate="8M", cwd=tmp_path)
     upload = wait_for_parts(server, path, 1, process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)

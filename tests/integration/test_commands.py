@@ -23,8 +23,8 @@ from django.core.management import call_command
 from project.dev.embedded import BASE_DIR
 from project.dev.management.commands.rundev import port_in_use
 from project.dev.seaweedfs import free_port
+from tests.support.presigned import put_signed
 
-pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
 ORIGIN = "http://127.0.0.1:8000"
 
@@ -185,9 +185,7 @@ def test_rundev_serves_everything_stops_on_ctrl_c_and_keeps_its_data_across_rest
         headers=auth,
         timeout=30,
     ).json()["parts"][0]
-    etag = requests.put(signed["url"], data=data, headers=signed["headers"], timeout=30).headers[
-        "ETag"
-    ]
+    etag = put_signed(signed, data)
     requests.post(
         f"{stack.web}/api/uploads/{upload['id']}/parts/",
         json={"parts": [{"number": 1, "etag": etag}]},

@@ -5,23 +5,18 @@ URL here comes from the REST API's sign call, and every refusal is confirmed in 
 part is not there afterwards, while the right body through the same URL is taken.
 """
 
-import base64
-import hashlib
 import os
 import time
 
 import pytest
 import requests
 
+from tests.support.checksums import sha256_b64
+from tests.support.presigned import put_signed, put_to_url
 from uploads.models import Upload
 
-pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
 PART = 5 * MiB
-
-
-def sha256_b64(data: bytes) -> str:
-    return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
 @pytest.fixture
@@ -71,6 +66,16 @@ def assert_refused(response: requests.Response) -> None:
     assert response.status_code in {400, 403}, (response.status_code, response.text)
 
 
+def assert_only_the_signed_body_is_taken(
+    storage, upload: dict, signed: dict, other: bytes, body: bytes
+) -> None:
+    """S3 refuses `other` through the URL and keeps nothing; then takes the signed `body`."""
+    assert_refused(put_to_url(signed, other))
+    assert parts_in_s3(storage, upload) == []
+    put_signed(signed, body)
+    assert parts_in_s3(storage, upload) == [1]
+
+
 @pytest.mark.parametrize(
     "length", [PART - 1, PART + 1, 0], ids=["one-byte-short", "one-byte-long", "empty"]
 )
@@ -78,13 +83,7 @@ def test_a_part_url_refuses_a_body_of_another_length(api_client, upload, real_s3
     signed = sign(api_client, upload)
     assert signed["size"] == PART
 
-    refused = requests.put(signed["url"], data=b"x" * length, headers=signed["headers"], timeout=60)
-
-    assert_refused(refused)
-    assert parts_in_s3(real_s3, upload) == []
-    taken = requests.put(signed["url"], data=b"x" * PART, headers=signed["headers"], timeout=60)
-    assert taken.status_code == 200, taken.text
-    assert parts_in_s3(real_s3, upload) == [1]
+    assert_only_the_signed_body_is_taken(real_s3, upload, signed, b"x" * length, b"x" * PART)
 
 
 def test_a_part_url_refuses_a_body_that_differs_from_the_signed_checksum(
@@ -95,13 +94,7 @@ def test_a_part_url_refuses_a_body_that_differs_from_the_signed_checksum(
     assert signed["headers"] == {"x-amz-checksum-sha256": sha256_b64(good)}
 
     # Same length, the signed checksum header, other bytes (a corrupted part).
-    refused = requests.put(signed["url"], data=bad, headers=signed["headers"], timeout=60)
-
-    assert_refused(refused)
-    assert parts_in_s3(real_s3, sha_upload) == []
-    taken = requests.put(signed["url"], data=good, headers=signed["headers"], timeout=60)
-    assert taken.status_code == 200, taken.text
-    assert parts_in_s3(real_s3, sha_upload) == [1]
+    assert_only_the_signed_body_is_taken(real_s3, sha_upload, signed, bad, good)
 
 
 def test_a_part_url_refuses_a_checksum_header_other_than_the_signed_one(
@@ -111,12 +104,7 @@ def test_a_part_url_refuses_a_checksum_header_other_than_the_signed_one(
     signed = sign(api_client, sha_upload, checksum=sha256_b64(good))
 
     # Other bytes with their own, correct checksum: the header is signed, so S3 refuses it.
-    refused = requests.put(
-        signed["url"],
-        data=other,
-        headers={"x-amz-checksum-sha256": sha256_b64(other)},
-        timeout=60,
-    )
+    refused = put_to_url(signed, other, headers={"x-amz-checksum-sha256": sha256_b64(other)})
 
     assert_refused(refused)
     assert parts_in_s3(real_s3, sha_upload) == []
@@ -128,7 +116,7 @@ def test_a_part_url_refuses_a_body_sent_without_its_signed_checksum_header(
     good = os.urandom(PART)
     signed = sign(api_client, sha_upload, checksum=sha256_b64(good))
 
-    refused = requests.put(signed["url"], data=good, timeout=60)
+    refused = put_to_url(signed, good, headers={})
 
     assert_refused(refused)
     assert parts_in_s3(real_s3, sha_upload) == []
@@ -141,13 +129,11 @@ def test_a_part_url_is_refused_after_it_expires(api_client, upload, real_s3, set
     assert "X-Amz-Expires=1" in signed["url"]
 
     time.sleep(2.5)
-    refused = requests.put(signed["url"], data=body, headers=signed["headers"], timeout=60)
+    refused = put_to_url(signed, body)
 
     assert refused.status_code == 403, refused.text
     assert parts_in_s3(real_s3, upload) == []
     # Signing again is the way out: a fresh URL takes the same bytes.
     settings.UPLOADS_URL_EXPIRY = 900
-    fresh = sign(api_client, upload)
-    taken = requests.put(fresh["url"], data=body, headers=fresh["headers"], timeout=60)
-    assert taken.status_code == 200, taken.text
+    put_signed(sign(api_client, upload), body)
     assert parts_in_s3(real_s3, upload) == [1]

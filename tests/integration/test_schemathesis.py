@@ -17,7 +17,7 @@ import requests
 
 from tests.django_server import DjangoServer
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
+pytestmark = pytest.mark.timeout(400)
 MAX_EXAMPLES = 10
 TIME_BUDGET = 75  # seconds; the coverage phase alone takes ~15 s
 CHECKS = [

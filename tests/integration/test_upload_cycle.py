@@ -11,21 +11,17 @@ import os
 from io import StringIO
 
 import pytest
-import requests
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from tests.support.checksums import sha256_b64
+from tests.support.presigned import put_signed
 from uploads.models import Upload
 
-pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
 
 
 # --- helpers -----------------------------------------------------------------------------------
-def sha256_b64(data: bytes) -> str:
-    return base64.b64encode(hashlib.sha256(data).digest()).decode()
-
-
 def part_bytes(data: bytes, upload: dict, number: int) -> bytes:
     start = (number - 1) * upload["part_size"]
     return data[start : start + upload["part_size"]]
@@ -43,14 +39,6 @@ def sign(client: APIClient, upload: dict, parts: list[dict]) -> dict[int, dict]:
     response = client.post(f"/api/uploads/{upload['id']}/sign/", {"parts": parts}, format="json")
     assert response.status_code == 200, response.json()
     return {part["number"]: part for part in response.json()["parts"]}
-
-
-def put(signed: dict, body: bytes) -> str:
-    """PUT one part as a browser does (only the returned headers) and return S3's ETag."""
-    assert signed["method"] == "PUT"
-    response = requests.put(signed["url"], data=body, headers=signed["headers"], timeout=60)
-    assert response.status_code == 200, response.text
-    return response.headers["ETag"]
 
 
 def report(client: APIClient, upload: dict, parts: list[dict]) -> dict:
@@ -95,7 +83,9 @@ def test_a_20_mib_file_uploaded_through_the_api_arrives_in_s3_byte_for_byte(
         assert signed[n]["size"] == len(part_bytes(data, upload, n))
 
     # 3. PUT the bytes straight to S3, 4. report the ETags.
-    reported = [{"number": n, "etag": put(signed[n], part_bytes(data, upload, n))} for n in numbers]
+    reported = [
+        {"number": n, "etag": put_signed(signed[n], part_bytes(data, upload, n))} for n in numbers
+    ]
     if checksum_algorithm:
         reported = [{**part, "checksum": checksums[part["number"]]} for part in reported]
     progress = report(api_client, upload, reported)
@@ -136,8 +126,8 @@ def test_a_second_client_resumes_by_fingerprint_and_uploads_only_the_missing_par
     upload = create(api_client, data, part_size=5 * MiB, fingerprint=fingerprint)
     assert upload["part_count"] == 4
     first_signed = sign(api_client, upload, [{"number": n} for n in (1, 2, 3, 4)])
-    etag_1 = put(first_signed[1], part_bytes(data, upload, 1))
-    etag_2 = put(first_signed[2], part_bytes(data, upload, 2))  # PUT, never reported
+    etag_1 = put_signed(first_signed[1], part_bytes(data, upload, 1))
+    etag_2 = put_signed(first_signed[2], part_bytes(data, upload, 2))  # PUT, never reported
     report(api_client, upload, [{"number": 1, "etag": etag_1}])
 
     # A second client on another device: a fresh token for the same user, nothing else.
@@ -168,7 +158,7 @@ def test_a_second_client_resumes_by_fingerprint_and_uploads_only_the_missing_par
     report(
         second,
         upload,
-        [{"number": n, "etag": put(signed[n], part_bytes(data, upload, n))} for n in rest],
+        [{"number": n, "etag": put_signed(signed[n], part_bytes(data, upload, n))} for n in rest],
     )
     done = second.post(f"/api/uploads/{upload['id']}/complete/")
     assert done.status_code == 200, done.json()
@@ -190,7 +180,7 @@ def test_completing_with_a_part_missing_answers_409_naming_it_and_stays_resumabl
     report(
         api_client,
         upload,
-        [{"number": n, "etag": put(signed[n], part_bytes(data, upload, n))} for n in (1, 3)],
+        [{"number": n, "etag": put_signed(signed[n], part_bytes(data, upload, n))} for n in (1, 3)],
     )
 
     early = api_client.post(f"/api/uploads/{upload['id']}/complete/")
@@ -207,7 +197,11 @@ def test_completing_with_a_part_missing_answers_409_naming_it_and_stays_resumabl
     assert [p["number"] for p in detail["parts"] if p["etag"]] == [1, 3]
 
     # Still resumable: the same signed URL takes part 2, and completion now succeeds.
-    report(api_client, upload, [{"number": 2, "etag": put(signed[2], part_bytes(data, upload, 2))}])
+    report(
+        api_client,
+        upload,
+        [{"number": 2, "etag": put_signed(signed[2], part_bytes(data, upload, 2))}],
+    )
     done = api_client.post(f"/api/uploads/{upload['id']}/complete/")
     assert done.status_code == 200, done.json()
     assert stored_bytes(real_s3, upload["key"]) == data

@@ -13,7 +13,6 @@ tests/e2e/test_faults_in_browser.py (it shares the e2e tier's Chromium).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,10 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import pytest
 import requests
-from botocore.config import Config
 
 from partwise_client import PartwiseApi, Uploader
 from partwise_client.api import Backoff
@@ -38,11 +35,12 @@ from partwise_client.fingerprint import fingerprint
 from project.dev.seaweedfs import Ports, SeaweedFS
 from tests.django_server import DjangoServer
 from tests.faultproxy import FaultProxy
-from tests.s3server import real_s3, seaweedfs  # noqa: F401  (fixtures)
+from tests.s3server import client_of, real_s3, seaweedfs  # noqa: F401  (fixtures)
+from tests.support.checksums import sha256_of_file, sha256_of_object
+from tests.support.files import write_random
 from uploads import services
 
 pytestmark = pytest.mark.timeout(180)
-integration = pytest.mark.integration
 
 MiB = 1024 * 1024
 PART = 5 * MiB  # S3's smallest part: the least data that still makes several parts
@@ -106,42 +104,9 @@ def _fresh_proxies(request) -> Iterator[None]:
         proxy.clear()
 
 
-def s3_client(s3: SeaweedFS) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=s3.endpoint,
-        aws_access_key_id=s3.access_key,
-        aws_secret_access_key=s3.secret_key,
-        region_name="us-east-1",
-        config=Config(
-            signature_version="s3v4",
-            s3={"addressing_style": "path"},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        ),
-    )
-
-
-def write_random(path: Path, size: int) -> Path:
-    path.write_bytes(os.urandom(size))
-    return path
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def sha256_object(s3: SeaweedFS, bucket: str, key: str) -> str:
-    body = s3_client(s3).get_object(Bucket=bucket, Key=key)["Body"]
-    digest = hashlib.sha256()
-    for block in iter(lambda: body.read(MiB), b""):
-        digest.update(block)
-    return digest.hexdigest()
-
-
 def multipart_uploads(s3: SeaweedFS, bucket: str, key: str) -> list[str]:
     """The multipart uploads S3 still holds at `key`."""
-    found = s3_client(s3).list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads", [])
+    found = client_of(s3).list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads", [])
     return [item["UploadId"] for item in found if item["Key"] == key]
 
 
@@ -155,7 +120,8 @@ def assert_intact(server: DjangoServer, upload: dict[str, Any], path: Path) -> N
     stored = server.api("GET", f"/api/uploads/{upload['id']}/").json()
     assert stored["status"] == "completed", stored
     assert stored["size"] == path.stat().st_size
-    assert sha256_object(server.s3, server.bucket, stored["key"]) == sha256_file(path)
+    in_s3 = sha256_of_object(client_of(server.s3), server.bucket, stored["key"])
+    assert in_s3 == sha256_of_file(path)
     assert multipart_uploads(server.s3, server.bucket, stored["key"]) == []
 
 
@@ -197,7 +163,6 @@ class Background:
 
 
 # --- S3 faults, through the Python client -------------------------------------------------------
-@integration
 def test_an_upload_survives_connections_reset_in_the_middle_of_parts(server, part_proxy, tmp_path):
     path = write_random(tmp_path / "reset.bin", 4 * PART + 123)
     # Half of the part PUTs lose their connection after 1 MiB of the body went out.
@@ -209,7 +174,6 @@ def test_an_upload_survives_connections_reset_in_the_middle_of_parts(server, par
     assert_intact(server, transfer.upload, path)
 
 
-@integration
 @pytest.mark.parametrize(
     ("where", "status"),
     [("s3", 503), ("s3", 500), ("django", 503), ("django", 500)],
@@ -233,7 +197,6 @@ COMPLETE = r"/complete/$"
 S3_COMPLETE = r"[?&]uploadId="  # POST …?uploadId=: CompleteMultipartUpload (create is ?uploads)
 
 
-@integration
 def test_a_lost_completion_answer_is_settled_by_the_retry_without_completing_twice(
     server, api_proxy, s3_proxy, tmp_path
 ):
@@ -276,7 +239,6 @@ def finish(process: subprocess.Popen, timeout: float = 90) -> tuple[int, str, st
     return process.returncode, out, err
 
 
-@integration
 @pytest.mark.parametrize(
     "moment",
     ["before-django-heard-it", "while-django-completes", "after-django-completed"],
@@ -342,7 +304,6 @@ def test_a_client_killed_while_completing_is_finished_by_a_new_process_with_one_
 
 
 # --- slow parts and expiring URLs -------------------------------------------------------------
-@integration
 def test_a_part_held_past_its_url_expiry_is_signed_again_and_sent(
     seaweedfs,  # noqa: F811
     part_proxy,
@@ -367,26 +328,38 @@ def test_a_part_held_past_its_url_expiry_is_signed_again_and_sent(
 
 
 # --- servers restarted in the middle of an upload ------------------------------------------
-@integration
-def test_an_upload_carries_on_when_django_restarts_in_the_middle(server, api_proxy, tmp_path):
-    path = write_random(tmp_path / "django-restart.bin", 4 * PART)
-    client = uploader(api_proxy.url, server.users["alice"].token, limit_rate=6 * MiB)
+def upload_across_a_restart(
+    client: Uploader,
+    path: Path,
+    server: DjangoServer,
+    stop: Callable[[], Any],
+    start: Callable[[], Any],
+    proxy: FaultProxy,
+) -> Any:
+    """Upload `path`; once a part is recorded, `stop` a server, and `start` it again once a
+    request through `proxy` found it down. The client's transfer, when it ends."""
     running = Background(lambda: client.upload(path))
     wait_until(
         lambda: any(u["parts_uploaded"] for u in uploads_of_file(server, path)),
         "a part is recorded",
     )
-    server.stop()
-    # The client keeps sending parts to S3; its calls to Django fail until Django is back.
-    wait_until(lambda: api_proxy.counts["unreachable"] >= 1, "the client hit the stopped server")
-    server.launch()  # same port, same database
+    stop()
+    wait_until(lambda: proxy.counts["unreachable"] >= 1, "a request found the server down")
+    start()
+    return running.join()
 
-    transfer = running.join()
+
+def test_an_upload_carries_on_when_django_restarts_in_the_middle(server, api_proxy, tmp_path):
+    path = write_random(tmp_path / "django-restart.bin", 4 * PART)
+    client = uploader(api_proxy.url, server.users["alice"].token, limit_rate=6 * MiB)
+
+    # The client keeps sending parts to S3; its calls to Django fail until Django is back (on
+    # the same port, with the same database).
+    transfer = upload_across_a_restart(client, path, server, server.stop, server.launch, api_proxy)
     assert_intact(server, transfer.upload, path)
     assert len(uploads_of_file(server, path)) == 1
 
 
-@integration
 def test_an_upload_completes_when_seaweedfs_restarts_in_the_middle(tmp_path):
     s3 = SeaweedFS(
         data_dir=tmp_path / "seaweedfs",
@@ -400,16 +373,9 @@ def test_an_upload_completes_when_seaweedfs_restarts_in_the_middle(tmp_path):
             try:
                 path = write_random(tmp_path / "s3-restart.bin", 4 * PART)
                 client = uploader(server.url, server.users["alice"].token, limit_rate=6 * MiB)
-                running = Background(lambda: client.upload(path))
-                wait_until(
-                    lambda: any(u["parts_uploaded"] for u in uploads_of_file(server, path)),
-                    "a part is recorded",
-                )
-                s3.stop()
-                wait_until(lambda: proxy.counts["unreachable"] >= 1, "a part PUT found S3 down")
-                s3.start()  # same ports, same data dir
 
-                transfer = running.join()
+                # Same ports, same data dir.
+                transfer = upload_across_a_restart(client, path, server, s3.stop, s3.start, proxy)
                 assert_intact(server, transfer.upload, path)
             finally:
                 server.stop()
@@ -418,7 +384,6 @@ def test_an_upload_completes_when_seaweedfs_restarts_in_the_middle(tmp_path):
 
 
 # --- abort while parts are in flight ------------------------------------------------------------
-@integration
 def test_abort_while_parts_are_in_flight_leaves_no_part_in_s3(server, part_proxy):
     upload = server.api("POST", "/api/uploads/", json={"filename": "a.bin", "size": 4 * PART})
     upload = upload.json()
@@ -459,14 +424,13 @@ def test_abort_while_parts_are_in_flight_leaves_no_part_in_s3(server, part_proxy
     assert (late.status_code, late.json()["code"]) == (409, "upload_conflict")
     # Nothing is left in S3: no multipart upload at the key, and ListParts finds nothing.
     assert multipart_uploads(server.s3, server.bucket, upload["key"]) == []
-    s3 = s3_client(server.s3)
+    s3 = client_of(server.s3)
     s3_upload_id = parse_qs(urlsplit(signed[0]["url"]).query)["uploadId"][0]
     with pytest.raises(s3.exceptions.NoSuchUpload):
         s3.list_parts(Bucket=server.bucket, Key=upload["key"], UploadId=s3_upload_id)
     assert server.api("GET", f"/api/uploads/{upload['id']}/").json()["status"] == "aborted"
 
 
-@integration
 def test_an_abort_is_repeated_while_s3_still_lists_a_part(
     real_s3,  # noqa: F811
     django_user_model,

@@ -30,9 +30,9 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from tests.django_server import DjangoServer, GunicornServer
+from tests.django_server import GunicornServer
 from tests.pg import requires_postgresql
-from tests.s3server import seaweedfs  # noqa: F401  (fixture)
+from tests.s3server import client_of, seaweedfs  # noqa: F401  (fixture)
 from uploads.parts import MiB
 
 pytestmark = [pytest.mark.load, requires_postgresql, pytest.mark.timeout(900)]
@@ -193,7 +193,7 @@ def test_fifty_clients_upload_a_thousand_files_with_no_5xx_and_every_byte_intact
         wall = time.perf_counter() - started
 
         # Every object, read back from S3, is the file that was sent.
-        s3 = server_storage(server)
+        s3 = client_of(server.s3)
         corrupted = []
         for upload, sha256, _client in tally.uploads:
             body = s3.get_object(Bucket=server.bucket, Key=upload["key"])["Body"].read()
@@ -230,18 +230,6 @@ def test_fifty_clients_upload_a_thousand_files_with_no_5xx_and_every_byte_intact
     assert corrupted == []
     assert seen == [["completed"] * UPLOADS_PER_CLIENT] * CLIENTS
     assert "Traceback" not in server.log()
-
-
-def server_storage(server: DjangoServer) -> Any:
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=server.s3.endpoint,
-        aws_access_key_id=server.s3.access_key,
-        aws_secret_access_key=server.s3.secret_key,
-        region_name="us-east-1",
-    )
 
 
 def print_figures(figures: dict[str, Any]) -> None:

@@ -10,7 +10,6 @@ every write, so nothing would race.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import random
 import threading
@@ -22,14 +21,16 @@ from typing import Any
 import pytest
 import requests
 
+from tests.factories import PASSWORD
 from tests.pg import requires_postgresql
 from tests.s3server import real_s3, seaweedfs  # noqa: F401  (fixtures)
+from tests.support.checksums import etag_of, sha256_b64
 from uploads.models import Upload
 from uploads.parts import MiB
 from uploads.storage import MultipartStorage
 from uploads.tokens.models import ApiToken
 
-pytestmark = [pytest.mark.integration, requires_postgresql, pytest.mark.timeout(300)]
+pytestmark = [requires_postgresql, pytest.mark.timeout(300)]
 Status = Upload.Status
 ROUNDS = 4  # each race is run this many times, on fresh uploads
 HOLD = 0.5  # seconds the wrapped CompleteMultipartUpload waits before reaching S3
@@ -77,15 +78,6 @@ class Client:
         etag = self.put(upload, number, data, checksum)
         response = self.report(upload, number, etag, checksum)
         assert response.status_code == 200, response.text
-
-
-def sha256_b64(data: bytes) -> str:
-    return base64.b64encode(hashlib.sha256(data).digest()).decode()
-
-
-def etag_of(data: bytes) -> str:
-    """The ETag S3 gives a part: its MD5, in hex."""
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def part_of(data: bytes, number: int) -> bytes:
@@ -144,7 +136,7 @@ def server(live_server, store) -> str:
 
 @pytest.fixture
 def token(django_user_model) -> str:
-    user = django_user_model.objects.create_user("alice", password="correct horse battery")
+    user = django_user_model.objects.create_user("alice", password=PASSWORD)
     return ApiToken.issue(user, name="races")[1]
 
 

@@ -5,8 +5,6 @@ from django.core.checks import Error, Warning
 
 from uploads.checks import check_upload_settings
 
-pytestmark = pytest.mark.unit
-
 
 def ids(problems):
     return [problem.id for problem in problems]

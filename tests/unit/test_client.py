@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -9,7 +10,10 @@ import subprocess
 import threading
 import time
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,8 +24,9 @@ from partwise_client import api as api_module
 from partwise_client.api import AuthError, Backoff, NotFound, PartwiseApi, PartwiseError
 from partwise_client.fingerprint import MiB, fingerprint, fingerprint_of
 from partwise_client.transfer import FileMismatch, NothingToResume, PartRefused, Uploader
+from tests.support.checksums import sha256_b64
+from tests.support.http import serving
 
-pytestmark = pytest.mark.unit
 SERVER = "http://partwise.test"
 NO_WAIT = Backoff(attempts=3, base=0, cap=0)
 
@@ -36,8 +41,7 @@ def write(path, data, mtime_ns=1_700_000_000_123_456_789):
 def test_the_fingerprint_follows_its_documented_formula(tmp_path):
     data = os.urandom(3 * MiB)
     path = write(tmp_path / "a.bin", data)
-    head = base64.b64encode(hashlib.sha256(data[:MiB]).digest()).decode()
-    tail = base64.b64encode(hashlib.sha256(data[-MiB:]).digest()).decode()
+    head, tail = sha256_b64(data[:MiB]), sha256_b64(data[-MiB:])
     text = f'["partwise-v1",{len(data)},"a.bin",1700000000123,"{head}","{tail}"]'
     assert fingerprint(path) == "v1:" + hashlib.sha256(text.encode()).hexdigest()
     assert fingerprint(path) == fingerprint_of(
@@ -251,10 +255,6 @@ class FakeServer(PartwiseApi):
         return FakeResponse(etag=f'"{md5.hexdigest()}"')
 
 
-def checksum(data):
-    return base64.b64encode(hashlib.sha256(data).digest()).decode()
-
-
 @pytest.fixture
 def big_file(tmp_path):
     return write(tmp_path / "f.bin", os.urandom(5 * MiB + 100))
@@ -277,9 +277,18 @@ def uploaded_parts(path, numbers, part_size=MiB, corrupt=False):
     parts = []
     for n in numbers:
         chunk = data[(n - 1) * part_size : n * part_size]
-        digest = checksum(chunk[::-1] if corrupt else chunk)
+        digest = sha256_b64(chunk[::-1] if corrupt else chunk)
         parts.append({"number": n, "etag": "e", "checksum": digest, "size": len(chunk)})
     return parts
+
+
+def server_with_another_file(path) -> "FakeServer":
+    """A server holding an unfinished upload "u1" of path's fingerprint whose part 2 differs."""
+    server = FakeServer()
+    server.add(
+        "u1", path.stat().st_size, uploaded_parts(path, [2], corrupt=True), fingerprint(path)
+    )
+    return server
 
 
 def test_resume_sends_only_the_parts_the_server_lacks(big_file):
@@ -296,26 +305,14 @@ def test_resume_sends_only_the_parts_the_server_lacks(big_file):
 
 
 def test_resume_refuses_a_file_whose_uploaded_part_differs(big_file):
-    server = FakeServer()
-    server.add(
-        "u1",
-        big_file.stat().st_size,
-        uploaded_parts(big_file, [2], corrupt=True),
-        fingerprint(big_file),
-    )
+    server = server_with_another_file(big_file)
     with pytest.raises(FileMismatch):
         Uploader(server).upload(big_file, resume="required")
     assert (server.puts, server.signed) == ([], [])
 
 
 def test_an_automatic_upload_starts_afresh_instead_of_resuming_a_different_file(big_file):
-    server = FakeServer()
-    server.add(
-        "u1",
-        big_file.stat().st_size,
-        uploaded_parts(big_file, [2], corrupt=True),
-        fingerprint(big_file),
-    )
+    server = server_with_another_file(big_file)
     transfer = Uploader(server).upload(big_file, resume="auto")
     assert transfer.upload["id"] == "new-1"
     assert len(server.uploads["u1"]["parts"]) == 1
@@ -364,15 +361,75 @@ def test_the_default_retries_ride_out_an_outage_of_about_a_minute():
     assert max(longest) == 30
 
 
-def test_the_connection_pool_fits_the_threads():
-    session = api_module.new_session(pool_size=8)
-    assert session.get_adapter("http://x")._pool_maxsize == 8
+class Peers(ThreadingHTTPServer):
+    """An HTTP/1.1 server in a thread that notes each client connection (its address) and can
+    hold requests until `hold` of them are in flight at once."""
+
+    daemon_threads = True
+
+    def __init__(self, hold: int = 1) -> None:
+        super().__init__(("127.0.0.1", 0), PeerHandler)
+        self.peers: set[tuple[str, int]] = set()
+        self.lock = threading.Lock()
+        self.together = threading.Barrier(hold)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/"
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:9/", "https://s3.example/"])
-def test_request_bodies_go_to_the_socket_a_mebibyte_at_a_time(url):
-    pool = api_module.new_session().get_adapter(url).poolmanager.connection_from_url(url)
-    assert pool._new_conn().blocksize == api_module.SEND_BLOCK == 1024 * 1024
+class PeerHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: a connection serves request after request
+    server: Peers
+
+    def log_message(self, *args: object) -> None:  # quiet
+        pass
+
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with self.server.lock:
+            self.server.peers.add(self.client_address)
+        with suppress(threading.BrokenBarrierError):  # the test sees too few peers: it fails
+            self.server.together.wait(timeout=5)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_PUT = _answer
+
+
+def test_threads_as_many_as_the_pool_reuse_their_connections(caplog):
+    # 12 threads: more than the 10 connections requests keeps per host by default, which
+    # would discard two connections after every round and open new ones.
+    threads, rounds = 12, 3
+    session = api_module.new_session(pool_size=threads)
+    with serving(Peers(hold=threads)) as server, ThreadPoolExecutor(threads) as pool:
+        for _ in range(rounds):
+            statuses = list(pool.map(lambda _: session.get(server.url, timeout=10), range(threads)))
+            assert [s.status_code for s in statuses] == [200] * threads
+
+    assert len(server.peers) == threads
+    assert "Connection pool is full" not in caplog.text
+    assert session.get_adapter("https://s3.example/") is session.get_adapter(server.url)
+
+
+def test_request_bodies_are_read_a_mebibyte_at_a_time():
+    class Body(io.BytesIO):
+        def __init__(self, data: bytes) -> None:
+            super().__init__(data)
+            self.reads: list[int] = []
+
+        def read(self, size: int | None = -1) -> bytes:
+            self.reads.append(size)
+            return super().read(size)
+
+    body = Body(os.urandom(3 * MiB))
+    with serving(Peers()) as server:
+        assert api_module.new_session().put(server.url, data=body, timeout=10).status_code == 200
+
+    # urllib3 would read 16 KiB at a time: 192 calls (and sends) for these 3 MiB.
+    assert body.reads
+    assert set(body.reads) == {MiB}
 
 
 # --- batched signing and reporting -----------------------------------------------------------

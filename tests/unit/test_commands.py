@@ -20,7 +20,6 @@ from uploads.storage import CORS_RULE_ID, LIFECYCLE_RULE_ID, cors_rule, get_stor
 from uploads.storage.bucket import cors_rule_to_s3
 from uploads.tokens.models import ApiToken
 
-pytestmark = pytest.mark.unit
 DAY = 24 * 3600
 ORIGINS = ["http://127.0.0.1:8000", "http://localhost:8000"]
 
@@ -29,6 +28,14 @@ def run(*args: str) -> str:
     out = StringIO()
     call_command("setup_storage", *args, stdout=out)
     return out.getvalue()
+
+
+def failed_check() -> list[str]:
+    """`setup_storage --check`, which must fail: each line of its report, up to " (…"."""
+    out = StringIO()
+    with pytest.raises(CommandError, match="not set up"):
+        call_command("setup_storage", "--check", stdout=out)
+    return [line.split(" (")[0] for line in out.getvalue().splitlines()]
 
 
 @pytest.fixture
@@ -181,11 +188,8 @@ def test_setup_storage_check_reports_a_missing_bucket_and_creates_nothing(fresh_
 
 def test_setup_storage_check_reports_missing_rules_and_changes_nothing(fresh_bucket):
     get_storage().create_bucket()
-    out = StringIO()
-    with pytest.raises(CommandError, match="not set up"):
-        call_command("setup_storage", "--check", stdout=out)
 
-    assert [line.split(" (")[0] for line in out.getvalue().splitlines()] == [
+    assert failed_check() == [
         "bucket partwise-fresh: ok",
         "CORS: missing",
         "lifecycle: missing",
@@ -198,11 +202,8 @@ def test_setup_storage_check_reports_rules_that_differ(fresh_bucket, settings):
     run()
     settings.UPLOADS_CORS_ORIGINS = ["https://app.example.com"]
     settings.UPLOADS_STALE_AFTER = DAY
-    out = StringIO()
-    with pytest.raises(CommandError, match="not set up"):
-        call_command("setup_storage", "--check", stdout=out)
 
-    assert [line.split(" (")[0] for line in out.getvalue().splitlines()] == [
+    assert failed_check() == [
         "bucket partwise-fresh: ok",
         "CORS: differs",
         "lifecycle: differs",

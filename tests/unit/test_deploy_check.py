@@ -14,7 +14,7 @@ import pytest
 
 from project.dev.embedded import BASE_DIR
 
-pytestmark = [pytest.mark.unit, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)
 DOC = BASE_DIR / "docs" / "deployment.md"
 ENV_FILE_HEADER = "# partwise.env"
 PLACEHOLDER = re.compile(r"<[^>]*>")

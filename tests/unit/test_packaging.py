@@ -13,10 +13,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.unit
-
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_DIR = ROOT / "clients" / "python"
 CLIENT_DEPENDENCIES = {"requests", "tqdm"}

@@ -1,10 +1,9 @@
 """The upload page and its sign-in page (the browser tier drives them in tests/e2e)."""
 
-import pytest
 from django.contrib.staticfiles import finders
 from django.urls import reverse
 
-pytestmark = pytest.mark.unit
+from tests.factories import PASSWORD
 
 
 def test_the_upload_page_sends_an_anonymous_visitor_to_sign_in(client):
@@ -17,7 +16,7 @@ def test_any_user_can_sign_in_and_lands_on_the_upload_page(client, user):
     # The admin's login page only admits staff; this one admits every user.
     assert not user.is_staff
     response = client.post(
-        reverse("login"), {"username": "alice", "password": "correct horse battery", "next": "/"}
+        reverse("login"), {"username": "alice", "password": PASSWORD, "next": "/"}
     )
     assert response.status_code == 302
     assert response["Location"] == "/"

@@ -14,8 +14,6 @@ from uploads.parts import (
     plan_parts,
 )
 
-pytestmark = pytest.mark.unit
-
 # (size, preferred part size) -> (part size, part count, size of the last part)
 PLANS = [
     pytest.param(0, 8 * MiB, 8 * MiB, 1, 0, id="0 B is one empty part"),

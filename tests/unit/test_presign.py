@@ -21,8 +21,6 @@ from uploads.storage import presign as presign_module
 from uploads.storage import s3 as s3_module
 from uploads.storage.s3 import _client
 
-pytestmark = pytest.mark.unit
-
 FROZEN = datetime(2025, 3, 4, 5, 6, 7)  # botocore reads a naive UTC datetime
 CHECKSUM = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="  # SHA-256 of b""
 KEY = "uploads/6f1c2e4a-93b1-4a57-8a7e-2b1d0c9e5f3a/holiday_movie.mp4"

@@ -5,13 +5,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.unit.test_services import put_all, start
+from tests.support.uploads import put_all, start
 from uploads import services
 from uploads.exceptions import UploadConflict
 from uploads.models import Upload, UploadPart
 from uploads.services import state
-
-pytestmark = pytest.mark.unit
 
 
 @pytest.fixture

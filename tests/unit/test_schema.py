@@ -7,8 +7,6 @@ from rest_framework.test import APIClient
 
 from uploads.api.schema import error_codes
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture
 def schema(tmp_path):

@@ -6,14 +6,16 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
+from tests.support.uploads import upload_part
 from uploads.exceptions import (
     CompletionUnknown,
+    PartRefused,
     StorageBusy,
     StorageFailed,
     StorageRefused,
     UploadGone,
 )
-from uploads.parts import MiB, PartToSign, SignedPart, normalize_etag
+from uploads.parts import MiB, PartToSign, SignedPart
 from uploads.storage import (
     CHECKSUM_HEADER,
     MultipartStorage,
@@ -21,8 +23,6 @@ from uploads.storage import (
     StoredPart,
     get_storage,
 )
-
-pytestmark = pytest.mark.unit
 
 KEY = "uploads/0000/movie.mp4"
 CHECKSUM = "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="  # base64 SHA-256 of b"test"
@@ -35,13 +35,6 @@ def _calls(storage: MultipartStorage, operation: str) -> list[dict]:
         f"provide-client-params.s3.{operation}", lambda params, **kw: seen.append(dict(params))
     )
     return seen
-
-
-def _put_part(storage, key, upload_id, number, body) -> str:
-    response = storage.client.upload_part(
-        Bucket=storage.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
-    )
-    return normalize_etag(response["ETag"])
 
 
 def _failing(error: Exception):
@@ -178,7 +171,7 @@ def test_list_parts_of_a_fresh_upload_is_empty(storage):
 def test_list_parts_follows_pages_past_1000_parts(storage):
     upload_id = storage.create_multipart_upload(KEY, content_type="")
     # S3 only enforces the 5 MiB minimum at completion, so tiny parts list like big ones.
-    etags = {n: _put_part(storage, KEY, upload_id, n, b"%d" % n) for n in range(1, 1003)}
+    etags = {n: upload_part(storage, KEY, upload_id, n, b"%d" % n) for n in range(1, 1003)}
     calls = _calls(storage, "ListParts")
 
     parts = storage.list_parts(KEY, upload_id)
@@ -211,8 +204,10 @@ def _two_parts(storage) -> tuple[str, list[StoredPart], bytes]:
     upload_id = storage.create_multipart_upload(KEY, content_type="video/mp4")
     first, second = b"a" * (5 * MiB), b"tail"
     parts = [
-        StoredPart(number=1, size=len(first), etag=_put_part(storage, KEY, upload_id, 1, first)),
-        StoredPart(number=2, size=len(second), etag=_put_part(storage, KEY, upload_id, 2, second)),
+        StoredPart(number=1, size=len(first), etag=upload_part(storage, KEY, upload_id, 1, first)),
+        StoredPart(
+            number=2, size=len(second), etag=upload_part(storage, KEY, upload_id, 2, second)
+        ),
     ]
     return upload_id, parts, first + second
 
@@ -306,7 +301,7 @@ def test_s3_refusing_the_part_list_is_a_refusal_with_its_code(storage):
     with pytest.raises(StorageFailed) as caught:
         storage.complete_multipart_upload(KEY, upload_id, wrong)
 
-    assert type(caught.value) is StorageRefused
+    assert type(caught.value) is PartRefused  # a refusal about one of the listed parts
     assert caught.value.s3_code == "InvalidPart"
     assert "InvalidPart" in caught.value.detail
 
@@ -314,7 +309,7 @@ def test_s3_refusing_the_part_list_is_a_refusal_with_its_code(storage):
 def test_s3_refusing_a_small_middle_part_is_entity_too_small(storage):
     upload_id = storage.create_multipart_upload(KEY, content_type="")
     parts = [
-        StoredPart(number=n, size=5, etag=_put_part(storage, KEY, upload_id, n, b"small"))
+        StoredPart(number=n, size=5, etag=upload_part(storage, KEY, upload_id, n, b"small"))
         for n in (1, 2)
     ]
 
@@ -327,7 +322,7 @@ def test_s3_refusing_a_small_middle_part_is_entity_too_small(storage):
 # --- abort ------------------------------------------------------------------------------------
 def test_abort_multipart_upload_is_idempotent_and_false_once_gone(storage):
     upload_id = storage.create_multipart_upload(KEY, content_type="")
-    _put_part(storage, KEY, upload_id, 1, b"bytes")
+    upload_part(storage, KEY, upload_id, 1, b"bytes")
 
     assert storage.abort_multipart_upload(KEY, upload_id) is True
     assert storage.list_multipart_uploads("uploads/") == []

@@ -13,13 +13,13 @@ from django.utils import timezone
 
 from project.celery import app as celery_app
 from tests.factories import start_in_s3
+from tests.support.s3_faults import s3_error
 from tests.webhook_receiver import WebhookReceiver, running_receiver
 from uploads import services, tasks, webhooks
-from uploads.exceptions import StorageFailed, WebhookFailed
+from uploads.exceptions import StorageBusy, WebhookFailed
 from uploads.models import Upload
 from uploads.signals import upload_completed
 
-pytestmark = pytest.mark.unit
 Status = Upload.Status
 DATA = b"partwise " * 100
 SECRET = "whsec-test-only"
@@ -105,10 +105,63 @@ def test_the_beat_schedule_names_registered_tasks():
     assert names <= set(celery_app.tasks)
 
 
-def test_retrying_tasks_retry_with_backoff_on_their_transient_errors():
-    assert tasks.deliver_webhook.autoretry_for == (WebhookFailed,)
-    assert tasks.deliver_webhook.retry_backoff is True
-    assert tasks.verify_upload.autoretry_for == (StorageFailed,)
+# --- retries (Celery's own, run eagerly in this process by `.apply()`) ------------------------
+class BusyHeads:
+    """HeadObject for the storage's client: 503 SlowDown the next `times` times, then S3's own
+    answer; `asked` counts the calls."""
+
+    def __init__(self, real) -> None:
+        self.real, self.times, self.asked = real, 0, 0
+
+    def __call__(self, **params):
+        self.asked += 1
+        if self.times:
+            self.times -= 1
+            raise s3_error("SlowDown", 503, "HeadObject")
+        return self.real(**params)
+
+
+@pytest.fixture
+def busy_heads(storage, monkeypatch) -> BusyHeads:
+    fake = BusyHeads(storage.client.head_object)
+    monkeypatch.setattr(storage.client, "head_object", fake)
+    return fake
+
+
+def test_verifying_is_retried_while_s3_is_busy_and_then_verifies(storage, user, busy_heads):
+    upload = services.complete_upload(start(user), by=user)
+    busy_heads.times, busy_heads.asked = 1, 0
+
+    result = tasks.verify_upload.apply(args=[str(upload.pk)])
+
+    assert (result.state, result.result) == ("SUCCESS", "ok")
+    assert busy_heads.asked == 2
+    assert Upload.objects.get(pk=upload.pk).verification == "ok"
+
+
+def test_verifying_gives_up_with_the_error_when_s3_stays_busy(storage, user, busy_heads):
+    upload = services.complete_upload(start(user), by=user)
+    busy_heads.times, busy_heads.asked = 1_000, 0
+
+    result = tasks.verify_upload.apply(args=[str(upload.pk)])
+
+    assert result.state == "FAILURE"
+    assert isinstance(result.result, StorageBusy)
+    assert 1 < busy_heads.asked < 1_000  # retried, a bounded number of times
+    assert Upload.objects.get(pk=upload.pk).verification == ""
+
+
+def test_a_webhook_answered_with_a_transient_error_is_delivered_by_a_retry(
+    settings, webhook_receiver
+):
+    settings.UPLOADS_WEBHOOK_URL = webhook_receiver.url
+    settings.UPLOADS_WEBHOOK_SECRET = SECRET
+    webhook_receiver.answers = [503, 500]
+
+    result = tasks.deliver_webhook.apply(args=[event()])
+
+    assert (result.state, result.result) == ("SUCCESS", 200)
+    assert [request.answered for request in webhook_receiver.requests] == [503, 500, 200]
 
 
 # --- scheduling on commit -------------------------------------------------------------------

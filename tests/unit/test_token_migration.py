@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 
 from uploads.tokens.models import ApiToken
 
-pytestmark = [pytest.mark.unit, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = [("tokens", "0001_initial")]
 AFTER = [("tokens", "0002_drf_authtoken_keys_to_named_tokens")]

@@ -15,22 +15,19 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from rest_framework.test import APIClient
 
+from tests.factories import PASSWORD
 from tests.pg import requires_postgresql
 from uploads.exceptions import TooManyTokens
 from uploads.tokens.models import ApiToken, digest_of
 from uploads.tokens.services import issue_token, revoke_token
 
-pytestmark = pytest.mark.unit
-PASSWORD = "correct horse battery"
 TOKENS = "/api/auth/tokens/"  # any authenticated route would do
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttle_counts(settings):
+def _fresh_throttle_counts():
     # The login throttle counts attempts in the cache, which outlives a test.
     cache.clear()
-    # Logins hash passwords; the production hasher is slow on purpose.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     yield
     cache.clear()
 
@@ -86,16 +83,6 @@ def test_a_failed_login_answers_one_401_for_every_reason(user, username, passwor
     assert not ApiToken.objects.exists()
 
 
-@pytest.mark.parametrize(
-    "body",
-    [{}, {"username": "alice"}, {"username": "alice", "password": PASSWORD, "name": "x" * 65}],
-    ids=["empty", "no-password", "name-too-long"],
-)
-def test_a_malformed_login_is_refused(user, body):
-    response = APIClient().post("/api/auth/token/", body, format="json")
-    assert (response.status_code, response.json()["code"]) == (400, "invalid")
-
-
 def test_a_login_ignores_a_stale_token_sent_along(user):
     response = login(client=client_with("pw_revoked-long-ago"))
     assert response.status_code == 201
@@ -129,20 +116,6 @@ def test_a_token_can_revoke_itself(user):
     key = login().json()
     assert client_with(key["token"]).delete(f"/api/auth/tokens/{key['id']}/").status_code == 204
     assert client_with(key["token"]).get("/api/auth/tokens/").status_code == 401
-
-
-@pytest.mark.parametrize("token_id", ["theirs", "not-a-uuid"], ids=["other-user", "malformed"])
-def test_another_users_token_cannot_be_revoked(user, other_user, token_id):
-    theirs = login(username="mallory").json()
-    mine = login().json()
-    target = theirs["id"] if token_id == "theirs" else token_id
-    response = client_with(mine["token"]).delete(f"/api/auth/tokens/{target}/")
-    assert (response.status_code, response.json()["code"]) == (404, "not_found")
-    assert client_with(theirs["token"]).get("/api/uploads/").status_code == 200
-
-
-def test_listing_and_revoking_need_a_login(db):
-    assert APIClient().get("/api/auth/tokens/").status_code == 401
 
 
 def test_the_test_clients_named_token_authenticates(api_client):
@@ -292,24 +265,6 @@ def test_a_migrated_drf_key_authenticates_by_its_digest(user):
 
     assert client_with(key).get(TOKENS).status_code == 200
     assert client_with(key.upper()).get(TOKENS).status_code == 401
-
-
-@pytest.mark.parametrize(
-    "key",
-    ["", "short", "pw_" + "x" * 98, "pw_a b", "pw_ünïcode-key-of-some-length", "k" * 19],
-    ids=["empty", "short", "too-long", "space", "non-ascii", "19-chars"],
-)
-def test_a_key_of_no_possible_shape_costs_no_query(db, key, django_assert_num_queries):
-    with django_assert_num_queries(0):
-        assert ApiToken.find(key) is None
-
-
-def test_a_key_of_a_possible_shape_is_one_query_with_its_user(user, django_assert_num_queries):
-    token, key = ApiToken.issue(user, name="laptop")
-
-    with django_assert_num_queries(1):
-        found = ApiToken.find(key)
-        assert (found, found.user) == (token, user)
 
 
 def test_the_drf_token_keyword_and_header_parsing_still_apply(user):

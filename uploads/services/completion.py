@@ -19,6 +19,7 @@ from ..exceptions import (
     CompletionUnknown,
     PartMismatch,
     PartMissing,
+    PartRefused,
     StorageFailed,
     StorageRefused,
     UploadConflict,
@@ -40,7 +41,7 @@ from .state import (
     transition,
     wait_for_racing_completion,
 )
-from .uploading import one_copy_per_part, reconcile_parts, record_parts
+from .uploading import one_copy_per_part, reconcile_parts, record_parts, refresh_progress
 
 
 def complete_upload(
@@ -177,6 +178,22 @@ def _complete_in_s3(
             return
         transition(upload, [Status.COMPLETING], Status.UPLOADING)
         raise
+    except PartRefused as error:
+        suspects = _parts_to_send_again(upload)
+        if not suspects:
+            transition(upload, [Status.COMPLETING], Status.FAILED, failure_reason=str(error))
+            raise
+        # A part signed twice with different checksums may hold the bytes of the first
+        # signature: S3 refuses the checksum now recorded. Sending it again mends it.
+        UploadPart.objects.filter(upload=upload, number__in=suspects).update(
+            etag="", uploaded_at=None, checksum_replaced=False
+        )
+        refresh_progress(upload)
+        transition(upload, [Status.COMPLETING], Status.UPLOADING)
+        raise PartMismatch(
+            "S3 holds other bytes for these parts than their checksum says: send them again.",
+            parts=suspects[:1000],
+        ) from error
     except StorageRefused as error:
         # S3 looked at the parts and said no: keep the reason, the upload cannot finish.
         transition(upload, [Status.COMPLETING], Status.FAILED, failure_reason=str(error))
@@ -258,6 +275,15 @@ def check_parts_for_completion(
     # S3 is the source of truth for parts: record what it holds before completing.
     reconcile_parts(upload, [in_s3[n] for n in range(1, count + 1)])
     return final, total
+
+
+def _parts_to_send_again(upload: Upload) -> list[int]:
+    """Parts re-signed with another checksum before their report: the suspects of a refusal."""
+    return list(
+        UploadPart.objects.filter(upload=upload, checksum_replaced=True)
+        .order_by("number")
+        .values_list("number", flat=True)
+    )
 
 
 def settle_from_object(

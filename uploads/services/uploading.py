@@ -202,6 +202,7 @@ def sign_parts(
     conf = upload_settings()
     now = timezone.now()
 
+    replaced: set[int] = set()  # unreported parts signed before with another checksum
     if checksums:
         # A part already uploaded keeps the checksum S3 verified: re-signing it with another
         # one would make the stored checksum lie about the bytes in S3.
@@ -212,13 +213,16 @@ def sign_parts(
             chosen = Q(number__gte=numbers[0], number__lte=numbers[-1])
         else:
             chosen = Q(number__in=numbers)
-        clashing = [
-            number
-            for number, checksum in UploadPart.objects.filter(chosen, upload=upload)
-            .exclude(etag="")
-            .values_list("number", "checksum")
-            if checksum and checksum != checksums[number]
-        ]
+        recorded = UploadPart.objects.filter(chosen, upload=upload).values_list(
+            "number", "checksum", "etag", "checksum_replaced"
+        )
+        clashing = []
+        for number, checksum, etag, was_replaced in recorded:
+            changed = bool(checksum) and checksum != checksums[number]
+            if changed and etag:
+                clashing.append(number)
+            if changed or was_replaced:
+                replaced.add(number)
         if clashing:
             raise PartConflict(
                 "These parts are already uploaded with another checksum.", parts=clashing
@@ -233,11 +237,12 @@ def sign_parts(
                     "number": number,
                     "checksum": checksum,
                     "size": plan.size_of(number) if plan else None,
+                    "checksum_replaced": number in replaced,
                     "signed_at": now,
                 }
                 for number, checksum in checksums.items()
             ],
-            update=["checksum", "signed_at"],
+            update=["checksum", "checksum_replaced", "signed_at"],
         )
 
     to_presign = [

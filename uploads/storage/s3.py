@@ -28,6 +28,7 @@ from django.utils import timezone
 from ..conf import upload_settings
 from ..exceptions import (
     CompletionUnknown,
+    PartRefused,
     StorageBusy,
     StorageFailed,
     StorageRefused,
@@ -70,6 +71,8 @@ _GONE_CODES = frozenset({"NoSuchUpload", "NoSuchKey", "404"})
 _BUSY_CODES = frozenset(
     {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "503", "500"}
 )
+# CompleteMultipartUpload's answers about one of the listed parts (not the upload as a whole).
+_PART_CODES = frozenset({"InvalidPart", "BadDigest", "InvalidDigest"})
 # "Nothing configured" answers of the bucket-rule reads: an empty list, not an error.
 _NO_RULES_CODES = frozenset({"NoSuchCORSConfiguration", "NoSuchLifecycleConfiguration"})
 # Uploads whose signing template is kept (a few hundred bytes each): a batch-of-1 signer (the
@@ -255,6 +258,14 @@ class MultipartStorage:
                     raise CompletionUnknown(
                         "The connection to S3 dropped while completing."
                     ) from error
+        except StorageRefused as error:
+            if isinstance(error, UploadGone):
+                raise CompletionUnknown(
+                    "S3 no longer knows the upload.", s3_code=error.s3_code
+                ) from error
+            if error.s3_code in _PART_CODES:
+                raise PartRefused(error.detail, s3_code=error.s3_code) from error
+            raise
         except UploadGone as error:
             raise CompletionUnknown(
                 "S3 no longer knows the upload.", s3_code=error.s3_code
