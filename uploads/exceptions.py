@@ -104,6 +104,10 @@ class StorageFailed(UploadError):
         self.s3_code = s3_code
 
 
+class StorageUnreachable(StorageFailed):
+    """S3 could not be reached (connection refused or dropped, a timeout): a retry may succeed."""
+
+
 class StorageBusy(StorageFailed):
     """S3 answered "not now" (throttled, an internal error, unavailable): a retry may succeed."""
 

@@ -16,14 +16,20 @@ from django.dispatch import receiver
 
 from . import services, webhooks
 from .conf import upload_settings
-from .exceptions import StorageFailed, WebhookFailed
+from .exceptions import StorageBusy, StorageUnreachable, WebhookFailed
 from .models import Upload
 from .signals import upload_completed
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(autoretry_for=(StorageFailed,), retry_backoff=True, retry_jitter=True, max_retries=5)
+# Retried only while S3 may answer later: a refusal (AccessDenied…) would fail every time.
+@shared_task(
+    autoretry_for=(StorageBusy, StorageUnreachable),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=5,
+)
 def verify_upload(upload_id: str) -> str:
     """HEAD the completed object again; returns the verification recorded ("" if none)."""
     upload = Upload.objects.filter(pk=upload_id).first()

@@ -205,3 +205,47 @@ def test_completing_with_a_part_missing_answers_409_naming_it_and_stays_resumabl
     done = api_client.post(f"/api/uploads/{upload['id']}/complete/")
     assert done.status_code == 200, done.json()
     assert stored_bytes(real_s3, upload["key"]) == data
+
+
+# --- a part re-signed with another checksum (hardening, defect 15) ----------------------------
+def test_a_part_whose_bytes_differ_from_its_recorded_checksum_is_named_and_can_be_resent(
+    api_client, real_s3
+):
+    data = os.urandom(6 * MiB)
+    upload = create(api_client, data, part_size=5 * MiB, checksum_algorithm="SHA256")
+    first, second = part_bytes(data, upload, 1), part_bytes(data, upload, 2)
+    other = os.urandom(len(first))
+    # Part 1 signed with the checksum of `other` and sent so; then re-signed (still unreported)
+    # with the checksum of the real bytes, and reported with it: S3 holds `other`.
+    stale = sign(api_client, upload, [{"number": 1, "checksum": sha256_b64(other)}])
+    etag_other = put_signed(stale[1], other)
+    signed = sign(
+        api_client,
+        upload,
+        [{"number": n, "checksum": sha256_b64(body)} for n, body in ((1, first), (2, second))],
+    )
+    etag_2 = put_signed(signed[2], second)
+    report(
+        api_client,
+        upload,
+        [
+            {"number": 1, "etag": etag_other, "checksum": sha256_b64(first)},
+            {"number": 2, "etag": etag_2, "checksum": sha256_b64(second)},
+        ],
+    )
+
+    refused = api_client.post(f"/api/uploads/{upload['id']}/complete/")
+
+    assert refused.status_code == 409, refused.json()
+    assert refused.json()["code"] == "part_mismatch"
+    assert refused.json()["parts"] == [1]
+    detail = api_client.get(f"/api/uploads/{upload['id']}/").json()
+    assert detail["status"] == "uploading"
+
+    # Sending part 1 again with its own bytes mends it.
+    again = sign(api_client, upload, [{"number": 1, "checksum": sha256_b64(first)}])
+    etag_1 = put_signed(again[1], first)
+    report(api_client, upload, [{"number": 1, "etag": etag_1, "checksum": sha256_b64(first)}])
+    done = api_client.post(f"/api/uploads/{upload['id']}/complete/")
+    assert done.status_code == 200, done.json()
+    assert stored_bytes(real_s3, upload["key"]) == data

@@ -13,6 +13,7 @@ from uploads.exceptions import (
     StorageBusy,
     StorageFailed,
     StorageRefused,
+    StorageUnreachable,
     UploadGone,
 )
 from uploads.parts import MiB, PartToSign, SignedPart
@@ -470,7 +471,7 @@ def _client_error(code: str, status: int) -> ClientError:
         (_client_error("SomethingNew", 502), StorageBusy, "SomethingNew"),
         (_client_error("AccessDenied", 403), StorageRefused, "AccessDenied"),
         (_client_error("InvalidPart", 400), StorageRefused, "InvalidPart"),
-        (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), StorageFailed, ""),
+        (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), StorageUnreachable, ""),
     ],
     ids=[
         "no such upload",

@@ -6,7 +6,8 @@
 - `bucket`: Partwise's CORS and lifecycle rules, and the one reader of S3's rule documents.
 
 What leaves the seam is those dataclasses and the domain errors of `uploads.exceptions`
-(`UploadGone`, `StorageBusy`, `StorageRefused`, `CompletionUnknown`, `StorageFailed`).
+(`UploadGone`, `StorageBusy`, `StorageRefused`, `PartRefused`, `CompletionUnknown`,
+`StorageUnreachable`, all under `StorageFailed`).
 """
 
 from .bucket import (

@@ -4,7 +4,7 @@
 values (the dataclasses of `types`). Every botocore error goes through `_translated`, the one
 place that reads S3's error vocabulary, and leaves as a domain error: `UploadGone` (no such
 upload or key), `StorageBusy` (try again later), `StorageRefused` (S3 looked and said no),
-`CompletionUnknown` or `StorageFailed` (S3 could not be reached), with S3's code kept for the
+`CompletionUnknown` or `StorageUnreachable` (S3 could not be reached), with S3's code kept for the
 message. `get_storage()` builds the clients on first use, never at import, so moto (unit tests)
 and SeaweedFS (integration tests) are reached by changing settings only.
 """
@@ -30,8 +30,8 @@ from ..exceptions import (
     CompletionUnknown,
     PartRefused,
     StorageBusy,
-    StorageFailed,
     StorageRefused,
+    StorageUnreachable,
     UploadGone,
 )
 from ..parts import normalize_etag
@@ -103,7 +103,7 @@ def _translated(operation: str) -> Iterator[None]:
             ) from error
         raise StorageRefused(f"S3 refused {operation} ({code}).", s3_code=code) from error
     except BotoCoreError as error:
-        raise StorageFailed(f"S3 could not be reached for {operation}.", s3_code="") from error
+        raise StorageUnreachable(f"S3 could not be reached for {operation}.") from error
 
 
 def _part_headers(part: PartToSign) -> dict[str, str]:
