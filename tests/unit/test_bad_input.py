@@ -549,6 +549,39 @@ CATALOGUE = [
         auth="none",
     ),
     case("uppy unknown route", "get", "/s3/nope", None, 404, "not_found"),
+    # --- hardening: what the outside review sent ------------------------------------------------
+    # 7. forged pagination cursors (a position that is no time reached the database: 500)
+    case("cursor not a date", "get", U + "?cursor=cD1ub3RhZGF0ZQ==", None, 404, "not_found"),
+    case("cursor impossible date", "get", U + "?cursor=cD0yMDI2LTEzLTQ1", None, 404, "not_found"),
+    case("cursor reversed, no date", "get", U + "?cursor=cj0xJnA9eA==", None, 404, "not_found"),
+    # 8. a Unicode digit as a part number ("²".isdigit() is True, int("²") fails: 500)
+    case("uppy sign part ²", "get", UPPY + "/%C2%B2", None, 400, "invalid"),
+    case("uppy sign part arabic-indic 1", "get", UPPY + "/%D9%A1", None, 400, "invalid"),
+    case("uppy batch with ²", "get", UPPY + "/batch?partNumbers=1,%C2%B2", None, 400, "invalid"),
+    # 9. control characters in a content type (they reached S3's header: 502)
+    case(
+        "content type with CRLF",
+        "post",
+        U,
+        new(content_type="image/png; a=b\r\nX: 1"),
+        400,
+        "invalid",
+    ),
+    case("content type with a tab", "post", U, new(content_type="image/png;\ta=b"), 400, "invalid"),
+    case(
+        "uppy type with CRLF",
+        "post",
+        S3,
+        {"filename": "a.png", "type": "image/png; a=b\r\nX: 1"},
+        400,
+        "invalid",
+    ),
+    # 10. a parameter S3 would store re-encoded
+    case(
+        "content type non-latin-1", "post", U, new(content_type="image/png; name=€"), 400, "invalid"
+    ),
+    case("content type latin-1", "post", U, new(content_type="image/png; name=é"), 400, "invalid"),
+    case("content type unicode subtype", "post", U, new(content_type="image/pngé"), 400, "invalid"),
 ]
 
 

@@ -180,3 +180,17 @@ def test_a_completed_upload_frees_its_room(storage, user, settings):
     services.complete_upload(upload, by=user)
 
     assert start(user).status == Status.UPLOADING
+
+
+def test_over_the_quota_the_api_answers_403_naming_the_limit(api_client, storage, settings):
+    settings.UPLOADS_USER_MAX_OPEN_UPLOADS = 1
+    body = {"filename": "a.bin", "size": 10}
+    assert api_client.post("/api/uploads/", body, format="json").status_code == 201
+
+    refused = api_client.post("/api/uploads/", body, format="json")
+
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "quota_exceeded"
+    assert refused.json()["limit"] == "UPLOADS_USER_MAX_OPEN_UPLOADS"
+    assert "UPLOADS_USER_MAX_OPEN_UPLOADS = 1" in refused.json()["detail"]
+    assert Upload.objects.count() == 1
