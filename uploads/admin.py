@@ -239,6 +239,9 @@ class UploadAdmin(UploadModelAdmin):
         if upload is not None:
             recorded, total = selectors.recorded_parts(upload, limit=PARTS_SHOWN)
             extra_context["recorded_parts"], extra_context["parts_total"] = recorded, total
+            conf = upload_settings()
+            extra_context["owner_usage"] = selectors.open_usage(upload.owner)
+            extra_context["quota"] = (conf.user_max_open_uploads, conf.user_max_open_bytes)
             if request.GET.get("live"):
                 try:
                     extra_context["live_parts"] = selectors.live_parts(upload, recorded)

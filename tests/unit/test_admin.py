@@ -335,3 +335,16 @@ def test_the_orphans_page_aborts_the_selected_orphans(admin_client, storage, use
 
 def test_the_orphans_page_shows_none_when_there_are_none(admin_client, storage):
     assert 'id="no-orphans"' in admin_client.get(ORPHANS).text
+
+
+def test_the_detail_page_shows_the_owners_open_uploads_against_the_quota(
+    admin_client, storage, user, settings
+):
+    settings.UPLOADS_USER_MAX_OPEN_UPLOADS = 7
+    upload = start(user)
+    start(user)
+
+    page = admin_client.get(detail_url(upload))
+
+    assert page.context["owner_usage"].uploads == 2
+    assert "alice has 2 open uploads (of 7 allowed)" in " ".join(page.text.split())

@@ -93,3 +93,16 @@ def test_every_code_drf_itself_answers_with_is_in_the_one_table():
         if cls.__module__.startswith("rest_framework")
     }
     assert drf_codes.items() <= error_codes().items()
+
+
+def test_readmes_table_of_error_codes_names_every_code_with_its_status():
+    """README's table is written by hand: it is held to the one table in uploads/exceptions."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = re.findall(r"^\| (\d{3}) \| ((?:`\w+`(?:, )?)+) \|", readme, flags=re.MULTILINE)
+    documented = {
+        code: int(status) for status, codes in rows for code in re.findall(r"`(\w+)`", codes)
+    }
+    assert documented == error_codes()
