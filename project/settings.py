@@ -33,6 +33,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Login lockout per username and address (README's "Login lockout"; uploads/lockout.py).
+    "axes",
     "uploads",
     "uploads.tokens",
     # `manage.py rundev` (what `make run` runs) and the embedded SeaweedFS; no models.
@@ -41,12 +43,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A chunked request body is read (bounded) or refused with 411 before anything parses it.
+    "uploads.middleware.ChunkedBodyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into AXES_LOCKOUT_CALLABLE's 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -97,6 +103,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Login lockout (django-axes) ------------------------------------------------------------
+# Failed password logins (/login/, /admin/login/, POST /api/auth/token/) are counted per
+# username and address; after AXES_FAILURE_LIMIT of them that pair is refused with a 429 for
+# AXES_COOLOFF_TIME. Operators unlock in the admin (Axes > Access attempts: delete the row)
+# or with `manage.py axes_reset_username <name>`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The address DRF's throttles use (REST_FRAMEWORK's NUM_PROXIES, from DJANGO_NUM_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "uploads.lockout.client_address"
+AXES_LOCKOUT_CALLABLE = "uploads.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -105,6 +130,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "frontend" / "static"]
 STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static"))
+# Under /api/ and /s3/ a CSRF refusal is JSON (`csrf_failed`), like every other error there.
+CSRF_FAILURE_VIEW = "uploads.api.errors.csrf_failure"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"

@@ -16,5 +16,9 @@ urlpatterns = [
     path("", pages.upload_page, name="upload-page"),
 ]
 
-# A failure under /api/ or /s3/ answers JSON without a traceback (with DEBUG=False).
+# A failure under /api/ or /s3/ answers JSON without a traceback (with DEBUG=False): a bad
+# Host or another SuspiciousOperation (400), a PermissionDenied (403), no route (404), a bug.
+handler400 = "uploads.api.errors.bad_request"
+handler403 = "uploads.api.errors.permission_denied"
+handler404 = "uploads.api.errors.page_not_found"
 handler500 = "uploads.api.errors.server_error"

@@ -22,6 +22,7 @@ from uploads.tokens.models import ApiToken
 pytest_plugins = [
     "tests.support.tiers",
     "tests.support.passwords",
+    "tests.support.lockout",
     "tests.support.world",
 ]
 

@@ -216,3 +216,46 @@ def error_codes() -> dict[str, int]:
     for cls in classes:
         codes.setdefault(cls.code, cls.status_code)
     return dict(sorted(codes.items()))
+
+
+# --- hardening: login lockout, request framing, hosts ------------------------------------------
+class LoginLocked(UploadError):
+    """Too many failed logins for one username from one address (django-axes, uploads/lockout.py).
+
+    Answered 429 with `Retry-After` (the cool-off, AXES_COOLOFF_TIME) until it has passed or an
+    operator deletes the access attempt in the admin.
+    """
+
+    status_code = 429
+    code = "login_locked"
+    default_detail = "Too many failed logins for this username from this address: try again later."
+
+    def __init__(
+        self, detail: str | None = None, *, retry_after: int | None = None, **extra: Any
+    ) -> None:
+        super().__init__(detail, **extra)
+        self.retry_after = retry_after
+
+
+class LengthRequired(UploadError):
+    """A chunked request body where the server cannot read one (runserver's WSGI server)."""
+
+    status_code = 411
+    code = "length_required"
+    default_detail = (
+        "This server cannot read a chunked request body: send it with a Content-Length."
+    )
+
+
+class BadRequest(UploadError):
+    """A request Django refused before any view ran (a SuspiciousOperation: handler400)."""
+
+    code = "bad_request"
+    default_detail = "The request is malformed."
+
+
+class BadHost(BadRequest):
+    """The Host header names a host that is not in ALLOWED_HOSTS."""
+
+    code = "bad_host"
+    default_detail = "The Host header names a host this server does not serve."

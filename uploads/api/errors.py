@@ -7,14 +7,15 @@ UploadErrors from the services keep their status and code (and extra fields such
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import DisallowedHost, PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.views import defaults
+from django.views import csrf, defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from ..exceptions import RequestTooLarge, UploadError
+from ..exceptions import BadHost, BadRequest, RequestTooLarge, UploadError
+from .throttling import throttle_failed_authentication
 
 
 def _first_code(codes: object) -> str:
@@ -37,15 +38,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = RequestTooLarge()
     if isinstance(exc, UploadError):
         set_rollback()
-        return Response(
-            {"code": exc.code, "detail": exc.detail, **exc.extra}, status=exc.status_code
-        )
+        return Response(_body(exc), status=exc.status_code, headers=_headers(exc))
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     if not isinstance(exc, exceptions.APIException):
         return None  # a genuine bug: let Django log it and answer 500
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        # A 401 comes before DRF's throttles run: count it against the anonymous rate here.
+        exc = throttle_failed_authentication(exc, context)
 
     headers: dict[str, str] = {}
     # Set by APIView.handle_exception on 401s, and by Throttled.
@@ -73,8 +75,64 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return Response(body, status=exc.status_code, headers=headers)
 
 
+def _body(exc: UploadError) -> dict[str, Any]:
+    return {"code": exc.code, "detail": exc.detail, **exc.extra}
+
+
+def _headers(exc: UploadError) -> dict[str, str]:
+    retry_after: int | None = getattr(exc, "retry_after", None)  # LoginLocked
+    return {"Retry-After": str(retry_after)} if retry_after else {}
+
+
+def error_response(exc: UploadError) -> JsonResponse:
+    """An UploadError as the API's JSON answer, for plain Django views (no DRF around them)."""
+    return JsonResponse(_body(exc), status=exc.status_code, headers=_headers(exc))
+
+
 # Paths whose clients read JSON, also when the server itself fails.
 JSON_PATHS = ("/api/", "/s3/")
+
+
+def _framework_error(code: str, detail: str, status: int) -> JsonResponse:
+    return JsonResponse({"code": code, "detail": detail}, status=status)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's handler400 (a SuspiciousOperation, e.g. a Host not in ALLOWED_HOSTS)."""
+    if request.path.startswith(JSON_PATHS):
+        error: UploadError
+        if isinstance(exception, DisallowedHost):
+            error = BadHost()
+        elif isinstance(exception, RequestDataTooBig):
+            error = RequestTooLarge()
+        else:
+            error = BadRequest()
+        return error_response(error)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's handler403, for a PermissionDenied outside DRF's views."""
+    if request.path.startswith(JSON_PATHS):
+        return _framework_error(
+            "permission_denied", str(exceptions.PermissionDenied.default_detail), 403
+        )
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's handler404: an /api/ or /s3/ path that no route matches."""
+    if request.path.startswith(JSON_PATHS):
+        return _framework_error("not_found", str(exceptions.NotFound.default_detail), 404)
+    return defaults.page_not_found(request, exception)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: CsrfViewMiddleware refused a view that is not DRF's (DRF's own
+    session check answers `csrf_failed` through exception_handler)."""
+    if request.path.startswith(JSON_PATHS):
+        return _framework_error("csrf_failed", f"CSRF Failed: {reason}".rstrip(": "), 403)
+    return csrf.csrf_failure(request, reason)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

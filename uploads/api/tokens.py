@@ -3,7 +3,8 @@
 `POST /api/auth/token/` trades a username and password for a new named token (the key is in
 that answer only; the server keeps a digest). `GET /api/auth/tokens/` lists the caller's
 tokens and `DELETE /api/auth/tokens/{id}/` revokes one. Each device or script gets its own
-token, so revoking one leaves the others working. Login attempts are throttled per address.
+token, so revoking one leaves the others working. Login attempts are throttled per address,
+and locked per username and address after a few failures (django-axes, uploads/lockout.py).
 """
 
 from django.contrib.auth import authenticate
@@ -17,6 +18,7 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from ..exceptions import InvalidCredentials
+from ..lockout import locked_out
 from ..tokens.models import NAME_MAX_LENGTH, ApiToken
 from ..tokens.services import issue_token, revoke_token
 from .authentication import signed_in_user
@@ -106,6 +108,10 @@ class TokenLoginApi(APIView):
             username=data.validated_data["username"],
             password=data.validated_data["password"],
         )
+        if getattr(request._request, "axes_locked_out", False):
+            # django-axes: too many failures for this username from this address (this one
+            # included); AxesMiddleware would answer the same, this says it where it happens.
+            raise locked_out(request._request)
         if user is None:  # wrong password, unknown or inactive user: one answer for all
             raise InvalidCredentials
         token, key = issue_token(user, name=data.validated_data["name"])  # or TooManyTokens
