@@ -1,5 +1,10 @@
-"""Chunked request bodies through the real WSGI servers: gunicorn reads them, runserver
-(which cannot decode them) refuses them with a clear 411."""
+"""Chunked request bodies through a real WSGI server: gunicorn reads them.
+
+The refusals (413 over the limit, 411 where the server cannot decode chunks) are answered
+before the body is read, so over a real socket the client may still be sending when the
+server closes: whether it then reads the answer or a reset is up to the kernels, not to
+Partwise. They are proven in process instead (tests/unit/test_http_edges.py).
+"""
 
 import http.client
 import json
@@ -12,14 +17,6 @@ from tests.django_server import PASSWORD, DjangoServer, GunicornServer
 @pytest.fixture(scope="module")
 def gunicorn(seaweedfs, tmp_path_factory):
     server = GunicornServer(tmp_path_factory.mktemp("gunicorn"), seaweedfs, workers=1, threads=2)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def runserver(seaweedfs, tmp_path_factory):
-    server = DjangoServer(tmp_path_factory.mktemp("runserver"), seaweedfs)
     server.start()
     yield server
     server.stop()
@@ -51,13 +48,3 @@ def test_gunicorn_reads_a_chunked_json_body(gunicorn):
     status, body = post_chunked(gunicorn, "/api/auth/token/", login_body(), chunk=7)
     assert status == 201, body
     assert body["name"] == "chunked"
-
-
-def test_gunicorn_refuses_a_chunked_body_over_the_limit_with_a_413(gunicorn):
-    status, body = post_chunked(gunicorn, "/api/auth/token/", login_body("x" * 2 * 1024 * 1024))
-    assert (status, body["code"]) == (413, "request_too_large")
-
-
-def test_runserver_refuses_a_chunked_body_with_a_411(runserver):
-    status, body = post_chunked(runserver, "/api/auth/token/", login_body())
-    assert (status, body["code"]) == (411, "length_required")
