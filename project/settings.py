@@ -1,11 +1,10 @@
 """Partwise settings: every value comes from the environment, with embedded development defaults.
 
-`make run` needs no variable at all (SQLite, the embedded SeaweedFS, a file-based Celery broker).
+`make run` needs no variable at all (SQLite, the embedded SeaweedFS, a Celery broker on SQLite).
 Production sets DATABASE_URL, AWS_*, CELERY_BROKER_URL and the DJANGO_* knobs; see README.md.
 """
 
 from datetime import timedelta
-from pathlib import Path
 
 import environ
 
@@ -241,20 +240,18 @@ UPLOADS_USER_MAX_OPEN_UPLOADS = env.int("UPLOADS_USER_MAX_OPEN_UPLOADS", default
 UPLOADS_USER_MAX_OPEN_BYTES = env.int("UPLOADS_USER_MAX_OPEN_BYTES", default=1024**4)  # 1 TiB
 
 # --- Celery --------------------------------------------------------------------------------
-# The default broker keeps messages in files under var/: no server to install for `make run`.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
-# Where the filesystem broker keeps its messages (tests give each worker its own folder).
-_celery_folder = Path(env.str("CELERY_FILESYSTEM_FOLDER", default=str(VAR_DIR / "celery")))
-CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, str | bool] = (
-    {
-        "data_folder_in": str(_celery_folder / "queue"),
-        "data_folder_out": str(_celery_folder / "queue"),
-        "processed_folder": str(_celery_folder / "processed"),
-        # Broadcast/control messages; kombu's default is ./control in the working directory.
-        "control_folder": str(_celery_folder / "control"),
-        "store_processed": False,
-    }
-    if CELERY_BROKER_URL.startswith("filesystem")
+# The default broker is kombu's SQLAlchemy transport on a SQLite file under var/: no server to
+# install for `make run`, and unlike kombu's filesystem broker (which let the worker read a
+# message file the web process was still writing, and die on it under load) every message is
+# a committed row. Production sets CELERY_BROKER_URL to Redis (docs/deployment.md).
+CELERY_BROKER_URL = env.str(
+    "CELERY_BROKER_URL", default=f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}"
+)
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
+    # Passed to SQLAlchemy's create_engine: the web server's threads and the worker write the
+    # same file, so a writer waits for the lock (up to 30 s) instead of failing the publish.
+    {"connect_args": {"timeout": 30}}
+    if CELERY_BROKER_URL.startswith("sqla+sqlite")
     else {}
 )
 CELERY_TASK_IGNORE_RESULT = True

@@ -1,8 +1,9 @@
-"""A real Celery worker process, on the embedded filesystem broker and on Redis, against SeaweedFS.
+"""A real Celery worker process, on the embedded SQLite broker and on Redis, against SeaweedFS.
 
 The worker is a separate `celery worker` process started with environment variables only, as
-in production: it reaches the test's SeaweedFS bucket, its broker (its own folder in a temp dir,
-or the Redis server of PARTWISE_TEST_REDIS_URL, which CI starts; without it that variant skips),
+in production: it reaches the test's SeaweedFS bucket, its broker (a SQLite file of its own, as
+`make run` uses, or the Redis server of PARTWISE_TEST_REDIS_URL, which CI starts; without it that
+variant skips),
 and a database this process uses too: a SQLite file (pytest-django's SQLite test database lives
 in memory, which another process cannot open), or in the PostgreSQL pass the test database
 itself, with every transaction committed. This process plays the web server and beat: it
@@ -110,23 +111,14 @@ class Worker:
         raise AssertionError(f"task {task_id} did not finish:\n{self.text()[-3000:]}")
 
 
-@pytest.fixture(params=["filesystem", pytest.param("redis", marks=pg.requires_redis)])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pg.requires_redis)])
 def start_worker(
     request, tmp_path, seaweedfs, real_s3, shared_database
 ) -> Iterator[Callable[..., Worker]]:
     """Start a worker (with extra environment variables) and point this process's Celery app
-    at the same broker (a folder, or Redis); both are undone at the end."""
-    broker = tmp_path / "broker"
-    for folder in ("queue", "processed", "control"):
-        (broker / folder).mkdir(parents=True)
-    options = {
-        "data_folder_in": str(broker / "queue"),
-        "data_folder_out": str(broker / "queue"),
-        "processed_folder": str(broker / "processed"),
-        "control_folder": str(broker / "control"),
-        "store_processed": False,
-    }
-    broker_url = "filesystem://"
+    at the same broker (`make run`'s SQLite file, or Redis); both are undone at the end."""
+    broker_url = f"sqla+sqlite:///{tmp_path / 'broker.sqlite3'}"
+    options: dict[str, object] = {"connect_args": {"timeout": 30}}
     if request.param == "redis":
         import redis
 
@@ -148,7 +140,6 @@ def start_worker(
             "AWS_S3_REGION_NAME": "us-east-1",
             "UPLOADS_BUCKET": real_s3.bucket,
             "CELERY_BROKER_URL": broker_url,
-            "CELERY_FILESYSTEM_FOLDER": str(broker),
             **extra_env,
         }
         log = tmp_path / f"worker-{len(workers)}.log"

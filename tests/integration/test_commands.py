@@ -5,17 +5,13 @@ temporary PARTWISE_VAR_DIR, so it never touches the developer's var/ or the fixe
 """
 
 import os
-import queue
-import secrets
-import signal
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from io import StringIO
 
+import psutil
 import pytest
 import requests
 from django.core.management import call_command
@@ -23,6 +19,7 @@ from django.core.management import call_command
 from project.dev.embedded import BASE_DIR
 from project.dev.management.commands.rundev import port_in_use
 from project.dev.seaweedfs import free_port
+from tests.support.devstack import DevStack, dev_environment
 from tests.support.presigned import put_signed
 
 MiB = 1024 * 1024
@@ -71,87 +68,17 @@ def test_setup_storage_prepares_a_real_bucket_for_browser_uploads(real_s3, setti
 
 
 # --- rundev --------------------------------------------------------------------------------------
-class DevStack:
-    """One `manage.py rundev` subprocess whose output is collected line by line."""
-
-    def __init__(self, env: dict[str, str], web_port: int) -> None:
-        self.web = f"http://127.0.0.1:{web_port}"
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str] = queue.Queue()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "rundev",
-                "--embedded-s3=always",
-                f"--addr=127.0.0.1:{web_port}",
-            ],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self._queue.put(line.rstrip("\n"))
-
-    def wait_for(self, text: str, timeout: float = 90) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                if self.process.poll() is not None and self._queue.empty():
-                    break
-                continue
-            self.lines.append(line)
-            if text in line:
-                return line
-        raise AssertionError(f"{text!r} never came; output:\n" + "\n".join(self.lines))
-
-    def value(self, label: str) -> str:
-        line = next(line for line in self.lines if f"  {label}" in line)
-        return line.split(label, 1)[1].split()[0]
-
-    def interrupt(self, timeout: float = 90) -> int:
-        """Ctrl+C, as a terminal sends it; returns the exit status."""
-        self.process.send_signal(signal.SIGINT)
-        code = self.process.wait(timeout)
-        self.wait_for("all stopped.", timeout=5)
-        return code
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-
 @pytest.fixture
 def dev_env(tmp_path) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AWS_", "UPLOADS_", "DJANGO_", "DATABASE_", "CELERY_"))
-    }
-    env.update(
-        PARTWISE_VAR_DIR=str(tmp_path / "var"),
-        AWS_S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",
-        AWS_ACCESS_KEY_ID="dev" + secrets.token_hex(6),
-        AWS_SECRET_ACCESS_KEY=secrets.token_urlsafe(24),
-    )
-    return env
+    return dev_environment(tmp_path / "var")
 
 
 @pytest.fixture
 def start_stack(dev_env) -> Iterator:
     started: list[DevStack] = []
 
-    def start() -> DevStack:
-        stack = DevStack(dev_env, free_port())
+    def start(terminal: bool = False) -> DevStack:
+        stack = DevStack(dev_env, free_port(), terminal=terminal)
         started.append(stack)
         stack.wait_for("Press Ctrl+C to stop everything.")
         return stack
@@ -238,3 +165,35 @@ def test_rundev_refuses_to_start_beside_a_running_instance(start_stack, dev_env)
     assert "(S3 API) is already serving on 127.0.0.1" in second.stderr
     assert first.process.poll() is None  # the running one is untouched
     assert first.interrupt() == 0
+
+
+def test_closing_the_terminal_stops_the_whole_stack_and_leaves_no_process(start_stack, dev_env):
+    s3_port = int(dev_env["AWS_S3_ENDPOINT_URL"].rsplit(":", 1)[1])
+    stack = start_stack(terminal=True)
+    started = stack.descendants()
+    names = {" ".join(process.cmdline()) for process in started}
+    assert any("weed" in name for name in names), names
+    assert any("worker" in name for name in names), names
+    assert any("beat" in name for name in names), names
+    assert any("runserver" in name for name in names), names
+
+    stack.hang_up()
+
+    assert stack.process.wait(90) == 0  # it stopped on purpose, as on Ctrl+C
+    _, alive = psutil.wait_procs(started, timeout=30)
+    assert alive == []
+    assert not port_in_use(s3_port)
+    assert not port_in_use(int(stack.web.rsplit(":", 1)[1]))
+
+
+def test_a_worker_that_dies_is_restarted_and_the_stack_stays_up(start_stack):
+    stack = start_stack()
+    worker = stack.child("celery", "worker")
+
+    worker.kill()
+
+    stack.wait_for("worker exited with status -9; restarting it (1 of 5 restarts in 10 minutes)")
+    stack.wait_for("ready.")
+    assert stack.child("celery", "worker").pid != worker.pid
+    assert requests.get(f"{stack.web}/api/docs/", timeout=10).status_code == 200
+    assert stack.interrupt() == 0

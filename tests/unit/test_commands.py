@@ -4,7 +4,9 @@ The same commands against a real SeaweedFS, and `rundev` as a whole, are in
 tests/integration/test_commands.py.
 """
 
+import os
 import re
+import signal
 import socket
 import stat
 from io import StringIO
@@ -366,7 +368,6 @@ def test_rundev_reports_a_seaweedfs_that_does_not_start_and_stops_it(
     settings.AWS_S3_ENDPOINT_URL = f"http://127.0.0.1:{free_port()}"
     settings.AWS_ACCESS_KEY_ID = "k"
     settings.AWS_SECRET_ACCESS_KEY = "s"
-    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"data_folder_in": str(tmp_path / "queue")}
     monkeypatch.setattr(rundev, "VAR_DIR", tmp_path)
     stopped = []
 
@@ -380,5 +381,46 @@ def test_rundev_reports_a_seaweedfs_that_does_not_start_and_stops_it(
         call_command("rundev", "--embedded-s3=always", f"--addr=127.0.0.1:{free_port()}")
 
     assert stopped == [tmp_path / "seaweedfs"]
-    assert (tmp_path / "queue").is_dir()
     assert (tmp_path / rundev.DEV_LOGIN_FILE).exists()
+
+
+# --- rundev: ports, restarts --------------------------------------------------------------------
+def test_a_taken_port_is_refused_naming_the_process_that_holds_it_and_how_to_stop_it():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        with pytest.raises(CommandError) as refused:
+            rundev.require_free(port, "Django", "Or pass --addr.")
+
+    message = str(refused.value)
+    assert message.startswith(
+        f"Port {port} (Django) is already serving on 127.0.0.1: pid {os.getpid()} ("
+    )
+    assert "pytest" in message  # this process's command line
+    assert message.endswith(
+        f"Or pass --addr. To stop it: kill {os.getpid()} (or Ctrl+C in its terminal)."
+    )
+
+
+def test_a_free_port_is_not_refused():
+    rundev.require_free(free_port(), "Django", "")
+
+
+def test_a_child_is_restarted_at_most_the_limit_within_the_window_and_again_after_it():
+    child = rundev.Child("worker", ["celery"], process=None)  # type: ignore[arg-type]
+    start = 1000.0
+
+    assert [child.may_restart(start + i) for i in range(rundev.RESTART_LIMIT + 1)] == [
+        *[True] * rundev.RESTART_LIMIT,
+        False,
+    ]
+    # Once the first restart is older than the window, there is room for one more.
+    assert child.may_restart(start + rundev.RESTART_WINDOW + 0.5) is True
+    assert child.may_restart(start + rundev.RESTART_WINDOW + 0.6) is False
+
+
+def test_rundev_stops_on_sighup_like_on_ctrl_c():
+    assert signal.SIGHUP in rundev.STOP_SIGNALS
+    assert signal.SIGINT in rundev.STOP_SIGNALS

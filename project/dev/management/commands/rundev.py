@@ -2,8 +2,10 @@
 
 In order: migrate, a dev user with a generated password and a named API token, the embedded
 SeaweedFS (data under var/seaweedfs, fixed ports, S3 on 8333), `setup_storage`, a Celery worker
-and beat, and Django's development server. Ctrl+C (or SIGTERM) stops them in reverse order,
-SeaweedFS last, so that no process loses its storage while it still works.
+and beat, and Django's development server. Ctrl+C, SIGTERM or SIGHUP (closing the terminal)
+stops them in reverse order, SeaweedFS last, so that no process loses its storage while it still
+works. A child that dies is started again, at most RESTART_LIMIT times in RESTART_WINDOW, so one
+crash of the worker does not take the whole stack down and a crash loop still ends.
 
 Why a command and not honcho (a Procfile): honcho starts every process at once and stops them
 all at once. Here the order matters both ways: the bucket set-up needs SeaweedFS to answer
@@ -22,12 +24,14 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import psutil
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -49,7 +53,11 @@ DEV_LOGIN_FILE = "dev-user-password"
 DEV_TOKEN_FILE = "dev-api-token"  # noqa: S105
 DEV_TOKEN_NAME = "make run"  # noqa: S105
 START_TIMEOUT = 60.0
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGHUP is what a closing terminal sends: the children run in sessions of their own (so that
+# Ctrl+C reaches only this command), so without it they would outlive the window.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+RESTART_LIMIT = 5
+RESTART_WINDOW = 600.0  # seconds
 STOP_TIMEOUT = 15.0  # per process; SeaweedFS has its own (seaweedfs.STOP_TIMEOUT)
 SEAWEEDFS_PORT_NAMES = {
     "s3": "S3 API",
@@ -127,9 +135,39 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def port_holder(port: int) -> str:
+    """Who listens on the TCP port, e.g. "pid 4242 (weed mini …)", or "" when unknown."""
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.Error:  # AccessDenied on systems that hide other users' sockets
+        return ""
+    for connection in connections:
+        address = connection.laddr
+        if connection.status == psutil.CONN_LISTEN and address and address.port == port:
+            if connection.pid is None:
+                return ""
+            try:
+                command = " ".join(psutil.Process(connection.pid).cmdline())
+            except psutil.Error:
+                command = ""
+            if len(command) > 80:
+                command = command[:77] + "..."
+            return f"pid {connection.pid} ({command})" if command else f"pid {connection.pid}"
+    return ""
+
+
 def require_free(port: int, what: str, hint: str) -> None:
-    if port_in_use(port):
-        raise CommandError(f"Port {port} ({what}) is already serving on 127.0.0.1. {hint}")
+    """Refuse to start on a taken port, naming what holds it and how to stop it."""
+    if not port_in_use(port):
+        return
+    message = f"Port {port} ({what}) is already serving on 127.0.0.1"
+    holder = port_holder(port)
+    if not holder:
+        raise CommandError(f"{message}. {hint}")
+    pid = holder.split()[1]
+    raise CommandError(
+        f"{message}: {holder} holds it. {hint} To stop it: kill {pid} (or Ctrl+C in its terminal)."
+    )
 
 
 def parse_addr(addr: str) -> tuple[str, int]:
@@ -154,7 +192,18 @@ def seaweedfs_ports(s3_port: int) -> Ports:
 @dataclass
 class Child:
     name: str
+    command: list[str]
     process: subprocess.Popen
+    restarts: deque[float] = field(default_factory=deque)  # monotonic times, in the window
+
+    def may_restart(self, now: float) -> bool:
+        """Record a restart at `now` unless RESTART_LIMIT were already used in the window."""
+        while self.restarts and now - self.restarts[0] > RESTART_WINDOW:
+            self.restarts.popleft()
+        if len(self.restarts) >= RESTART_LIMIT:
+            return False
+        self.restarts.append(now)
+        return True
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM its whole process group (runserver's reloader has a child), then SIGKILL."""
@@ -205,12 +254,7 @@ class Command(BaseCommand):
                     "stop it first (`ps aux | grep 'weed mini'`).",
                 )
         require_free(port, "Django", "Stop the other server, or pass --addr.")
-        transport = settings.CELERY_BROKER_TRANSPORT_OPTIONS
-        for option in ("data_folder_in", "data_folder_out", "processed_folder"):
-            folder = transport.get(option)
-            if folder and isinstance(folder, str):
-                # The filesystem broker refuses to start without its folders.
-                Path(folder).mkdir(parents=True, exist_ok=True)
+        VAR_DIR.mkdir(parents=True, exist_ok=True)  # the SQLite broker's file lives there
 
         call_command("migrate", interactive=False, verbosity=0)
         login = ensure_dev_user(VAR_DIR)
@@ -275,24 +319,39 @@ class Command(BaseCommand):
         while not port_in_use(port, host) and not self._stop.is_set():
             if time.monotonic() > deadline:
                 return f"the web server did not listen on {host}:{port} within {START_TIMEOUT} s"
-            if exited := self._exited():
+            if exited := self._restart_exited():
                 return exited
             time.sleep(0.2)
         if not self._stop.is_set():
             self._banner(f"http://{host}:{port}", login)
         while not self._stop.wait(0.5):
-            if exited := self._exited():
+            if exited := self._restart_exited():
                 return exited
         return ""
 
-    def _exited(self) -> str:
+    def _restart_exited(self) -> str:
+        """Start again each child that died; why to stop everything when one dies too often."""
         for child in self._children:
             code = child.process.poll()
-            if code is not None:
-                return f"{child.name} exited with status {code}; see its output above."
+            if code is None or self._stop.is_set():
+                continue
+            if not child.may_restart(time.monotonic()):
+                return (
+                    f"{child.name} exited with status {code} {RESTART_LIMIT + 1} times within "
+                    f"{RESTART_WINDOW / 60:.0f} minutes; see its output above."
+                )
+            self.say(
+                f"{child.name} exited with status {code}; restarting it "
+                f"({len(child.restarts)} of {RESTART_LIMIT} restarts in "
+                f"{RESTART_WINDOW / 60:.0f} minutes)"
+            )
+            child.process = self._popen(child.name, child.command)
         return ""
 
     def _spawn(self, name: str, command: list[str]) -> None:
+        self._children.append(Child(name, command, self._popen(name, command)))
+
+    def _popen(self, name: str, command: list[str]) -> subprocess.Popen:
         process = subprocess.Popen(  # noqa: S603 (our own interpreter and fixed arguments)
             command,
             cwd=BASE_DIR,
@@ -304,8 +363,8 @@ class Command(BaseCommand):
             # in order, and the runserver reloader's child goes with its parent.
             start_new_session=True,
         )
-        self._children.append(Child(name, process))
         threading.Thread(target=self._pump, args=(name, process.stdout), daemon=True).start()
+        return process
 
     def _pump(self, name: str, stream: IO[bytes]) -> None:
         for line in iter(stream.readline, b""):
@@ -318,8 +377,13 @@ class Command(BaseCommand):
 
     def say(self, text: str, prefix: str = "partwise") -> None:
         with self._lock:
-            self.stdout.write(f"{prefix:<8} | {text}")
-            self.stdout.flush()
+            try:
+                self.stdout.write(f"{prefix:<8} | {text}")
+                self.stdout.flush()
+            except OSError:
+                # The terminal is gone (SIGHUP: writes fail with EIO or EPIPE); stopping the
+                # children in order matters more than telling a closed window about it.
+                pass
 
     def _banner(self, url: str, login: DevLogin) -> None:
         lines = [
