@@ -250,9 +250,7 @@ CELERY_BROKER_URL = env.str(
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
     # Passed to SQLAlchemy's create_engine: the web server's threads and the worker write the
     # same file, so a writer waits for the lock (up to 30 s) instead of failing the publish.
-    {"connect_args": {"timeout": 30}}
-    if CELERY_BROKER_URL.startswith("sqla+sqlite")
-    else {}
+    {"connect_args": {"timeout": 30}} if CELERY_BROKER_URL.startswith("sqla+sqlite") else {}
 )
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

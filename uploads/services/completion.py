@@ -150,7 +150,11 @@ def _check_parts_in_s3(
         raise
     except UploadGone:
         # A completion that died after S3 completed: the object is there.
-        if settle_from_object(upload, storage=storage):
+        try:
+            settled = settle_from_object(upload, storage=storage)
+        except StorageFailed:
+            settled = False  # the HEAD failed too: give the upload back for the next retry
+        if settled:
             return None
         transition(upload, [Status.COMPLETING], Status.UPLOADING)
         raise
@@ -201,7 +205,14 @@ def _complete_in_s3(
     except StorageFailed:
         transition(upload, [Status.COMPLETING], Status.UPLOADING)
         raise
-    if not settle_from_object(upload, storage=storage, expected_size=expected_size):
+    try:
+        settled = settle_from_object(upload, storage=storage, expected_size=expected_size)
+    except StorageFailed:
+        # S3 completed, and the HEAD that records the object failed: give the upload back as
+        # above; the retry's ListParts answers "no such upload" and the object settles it.
+        transition(upload, [Status.COMPLETING], Status.UPLOADING)
+        raise
+    if not settled:
         raise StorageFailed("The completed object could not be found.", s3_code="")
 
 
@@ -284,6 +295,25 @@ def _parts_to_send_again(upload: Upload) -> list[int]:
         .order_by("number")
         .values_list("number", flat=True)
     )
+
+
+def settle_gone_upload(upload: Upload, *, storage: MultipartStorage) -> bool:
+    """An `uploading` row whose S3 multipart upload is gone: True when S3 had completed it.
+
+    That happens when a completion reached S3 but neither its answer nor the HEAD after it
+    came back (the row was given back for a retry). The object decides, as for a retried
+    complete; without one the upload is left as it is for the caller's error.
+    """
+    if not transition(upload, [Status.UPLOADING], Status.COMPLETING):
+        return upload.status == Status.COMPLETED
+    try:
+        if settle_from_object(upload, storage=storage):
+            return True
+    except StorageFailed:
+        transition(upload, [Status.COMPLETING], Status.UPLOADING)
+        raise
+    transition(upload, [Status.COMPLETING], Status.UPLOADING)
+    return False
 
 
 def settle_from_object(

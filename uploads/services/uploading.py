@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 
 from ..conf import upload_settings
 from ..exceptions import (
@@ -25,6 +26,7 @@ from ..exceptions import (
     PartConflict,
     QuotaExceeded,
     StorageFailed,
+    UploadGone,
     UploadTooLarge,
 )
 from ..models import Upload, UploadPart
@@ -90,7 +92,11 @@ def start_upload(
     key = f"{conf.key_prefix}{upload_id}/{key_segment(filename)}"
     storage = storage or get_storage()
     s3_upload_id = storage.create_multipart_upload(
-        key, content_type=content_type, checksum_algorithm=checksum_algorithm
+        key,
+        content_type=content_type,
+        checksum_algorithm=checksum_algorithm,
+        # The key's segment may be cut (255 bytes); a download still gets the whole name.
+        content_disposition=content_disposition_header(True, filename) or "",
     )
     now = timezone.now()
     try:
@@ -320,7 +326,17 @@ def sync_upload_parts(
     """
     require_owner(upload, by)
     if upload.status == Status.UPLOADING:
-        stored = (storage or get_storage()).list_parts(upload.key, upload.s3_upload_id)
+        storage = storage or get_storage()
+        try:
+            stored = storage.list_parts(upload.key, upload.s3_upload_id)
+        except UploadGone:
+            # S3 completed it while its answer (or the HEAD after it) was lost: the object is
+            # there, and settles the row instead of answering an error for a finished upload.
+            from .completion import settle_gone_upload  # completion imports this module
+
+            if not settle_gone_upload(upload, storage=storage):
+                raise
+            return with_parts(upload)
         reconcile_parts(upload, stored)
     return with_parts(upload)
 

@@ -125,12 +125,19 @@ class MultipartStorage:
 
     # --- multipart uploads -------------------------------------------------------------------
     def create_multipart_upload(
-        self, key: str, *, content_type: str, checksum_algorithm: str = ""
+        self,
+        key: str,
+        *,
+        content_type: str,
+        checksum_algorithm: str = "",
+        content_disposition: str = "",
     ) -> str:
         """Start a multipart upload at `key` and return S3's upload id."""
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if content_type:
             params["ContentType"] = content_type
+        if content_disposition:
+            params["ContentDisposition"] = content_disposition
         if checksum_algorithm:
             params["ChecksumAlgorithm"] = checksum_algorithm
         with _translated("CreateMultipartUpload"):
