@@ -224,6 +224,9 @@ UPLOADS_ALLOWED_TYPES = env.list("UPLOADS_ALLOWED_TYPES", default=[])  # empty: 
 UPLOADS_URL_EXPIRY = env.int("UPLOADS_URL_EXPIRY", default=900)
 UPLOADS_STALE_AFTER = env.int("UPLOADS_STALE_AFTER", default=7 * 24 * 3600)
 UPLOADS_SIGN_BATCH_MAX = env.int("UPLOADS_SIGN_BATCH_MAX", default=1000)
+# A session (one upload attempt of one client) is active on an upload while it signed or
+# reported within this many seconds; the parts an active session signed are not handed to another.
+UPLOADS_SESSION_IDLE = env.int("UPLOADS_SESSION_IDLE", default=30)
 UPLOADS_CORS_ORIGINS = env.list(
     "UPLOADS_CORS_ORIGINS", default=["http://127.0.0.1:8000", "http://localhost:8000"]
 )

@@ -19,6 +19,7 @@ KNOWN_SETTINGS = frozenset(
         "UPLOADS_URL_EXPIRY",
         "UPLOADS_STALE_AFTER",
         "UPLOADS_SIGN_BATCH_MAX",
+        "UPLOADS_SESSION_IDLE",
         "UPLOADS_CORS_ORIGINS",
         "UPLOADS_ORPHAN_GRACE",
         "UPLOADS_WEBHOOK_URL",
@@ -39,6 +40,7 @@ class UploadSettings:
     url_expiry: int
     stale_after: int
     sign_batch_max: int
+    session_idle: int
     cors_origins: tuple[str, ...]
     orphan_grace: int
     webhook_url: str
@@ -58,6 +60,7 @@ def upload_settings() -> UploadSettings:
         url_expiry=settings.UPLOADS_URL_EXPIRY,
         stale_after=settings.UPLOADS_STALE_AFTER,
         sign_batch_max=settings.UPLOADS_SIGN_BATCH_MAX,
+        session_idle=settings.UPLOADS_SESSION_IDLE,
         cors_origins=tuple(settings.UPLOADS_CORS_ORIGINS),
         orphan_grace=settings.UPLOADS_ORPHAN_GRACE,
         webhook_url=settings.UPLOADS_WEBHOOK_URL,

@@ -129,7 +129,16 @@ class Upload(models.Model):
 # Only the services call it (`UploadPart.objects.upsert`): they decide what to write; this
 # only knows how.
 # Every column a part row has besides its id, in insert order, with its value when not given.
-COLUMNS = ("number", "size", "etag", "checksum", "checksum_replaced", "signed_at", "uploaded_at")
+COLUMNS = (
+    "number",
+    "size",
+    "etag",
+    "checksum",
+    "checksum_replaced",
+    "signed_at",
+    "uploaded_at",
+    "leased_to",
+)
 DEFAULTS: dict[str, Any] = {
     "size": None,
     "etag": "",
@@ -137,6 +146,7 @@ DEFAULTS: dict[str, Any] = {
     "checksum_replaced": False,
     "signed_at": None,
     "uploaded_at": None,
+    "leased_to": "",
 }
 # Databases whose JSON functions unpack the rows; others get bulk_create's batches.
 ONE_STATEMENT_VENDORS = ("sqlite", "postgresql")
@@ -149,6 +159,7 @@ _PG_TYPES = {
     "checksum_replaced": "boolean",
     "signed_at": "timestamp with time zone",
     "uploaded_at": "timestamp with time zone",
+    "leased_to": "text",
 }
 
 
@@ -278,6 +289,11 @@ class UploadPart(models.Model):
     checksum_replaced = models.BooleanField(default=False)
     signed_at = models.DateTimeField(null=True, blank=True)
     uploaded_at = models.DateTimeField(null=True, blank=True)
+    # The session that last signed the part with a session id ("" for none): while that
+    # session is active on the upload (UploadSession.seen_at within UPLOADS_SESSION_IDLE), the
+    # part is not handed to another session. A lease lapses with its session's silence, so it
+    # needs no clean-up.
+    leased_to = models.CharField(max_length=64, blank=True)
 
     objects = UploadPartManager()
 
@@ -292,3 +308,24 @@ class UploadPart(models.Model):
 
     def __str__(self) -> str:
         return f"part {self.number} of {self.upload_id}"
+
+
+class UploadSession(models.Model):
+    """One client session (an upload attempt of a tab, a device or a CLI run) on one upload.
+
+    `seen_at` is the last time it signed or reported: the session is active while that is
+    within UPLOADS_SESSION_IDLE, and its leased parts (UploadPart.leased_to) are its own.
+    """
+
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="sessions")
+    session = models.CharField(max_length=64)
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["upload", "session"], name="upload_session_unique"),
+        ]
+        indexes = [models.Index(fields=["upload", "seen_at"], name="upload_session_seen")]
+
+    def __str__(self) -> str:
+        return f"session {self.session} on {self.upload_id}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.db.models import Count, Q, QuerySet, Sum
@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from .conf import upload_settings
 from .exceptions import StorageFailed, UploadGone
-from .models import Upload, UploadPart
+from .models import Upload, UploadPart, UploadSession
 from .parts import StoredPart
 from .storage import MultipartStorage, abort_days, get_storage, lifecycle_abort_date
 
@@ -25,13 +25,18 @@ if TYPE_CHECKING:
     from .services.state import User
 
 __all__ = [
+    "ClientLimits",
     "LivePart",
     "OpenUsage",
+    "active_sessions",
+    "client_limits",
     "lifecycle_abort_date",
     "lifecycle_abort_days",
     "live_parts",
     "open_usage",
+    "other_sessions",
     "recorded_parts",
+    "resumable_upload",
     "stale",
     "stale_uploads",
     "status_counts",
@@ -54,6 +59,57 @@ def uploads_of(
     if fingerprint is not None:
         uploads = uploads.filter(fingerprint=fingerprint)
     return uploads
+
+
+def resumable_upload(owner: User, *, fingerprint: str, size: int, filename: str) -> Upload | None:
+    """The owner's newest upload still uploading this file (same fingerprint, size and name)."""
+    return (
+        uploads_of(owner, status=Status.UPLOADING, fingerprint=fingerprint)
+        .filter(size=size, filename=filename)
+        .order_by("-created_at")
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """What a client must respect, told in every upload's JSON (`limits`)."""
+
+    sign_batch_max: int
+    report_batch_max: int
+    url_expires_in: int
+    session_idle: int
+
+
+def client_limits() -> ClientLimits:
+    """The limits of the current settings."""
+    conf = upload_settings()
+    return ClientLimits(
+        sign_batch_max=conf.sign_batch_max,
+        # services.validation.check_part_numbers holds sign and report batches to one limit.
+        report_batch_max=conf.sign_batch_max,
+        url_expires_in=conf.url_expiry,
+        session_idle=conf.session_idle,
+    )
+
+
+def active_sessions(upload: Upload, *, now: datetime | None = None) -> set[str]:
+    """The sessions that signed or reported on the upload within UPLOADS_SESSION_IDLE."""
+    since = (now or timezone.now()) - timedelta(seconds=upload_settings().session_idle)
+    return set(
+        UploadSession.objects.filter(upload=upload, seen_at__gte=since).values_list(
+            "session", flat=True
+        )
+    )
+
+
+def other_sessions(upload: Upload, *, session: str = "", now: datetime | None = None) -> int:
+    """How many sessions besides `session` are active on the upload (one query)."""
+    since = (now or timezone.now()) - timedelta(seconds=upload_settings().session_idle)
+    active = UploadSession.objects.filter(upload=upload, seen_at__gte=since)
+    if session:
+        active = active.exclude(session=session)
+    return active.count()
 
 
 @dataclass(frozen=True)

@@ -386,3 +386,28 @@ def test_two_creates_with_the_same_client_token_at_once_make_one_upload(clients,
     (row,) = Upload.objects.all()
     # The loser's S3 multipart upload was aborted at once: S3 holds exactly the winner's.
     assert [item.s3_upload_id for item in store.list_multipart_uploads("")] == [row.s3_upload_id]
+
+
+# --- two sessions signing one upload -----------------------------------------------------------
+def sign_as(client: Client, upload: dict[str, Any], numbers: range, session: str) -> Any:
+    body = {"parts": [{"number": n} for n in numbers], "session": session}
+    return client.ok("POST", f"/api/uploads/{upload['id']}/sign/", body)
+
+
+def test_two_sessions_signing_one_upload_at_once_are_handed_disjoint_parts(clients, store):
+    """The first sign locks the upload's row to its end: the second sees its leases."""
+    laptop, phone = clients
+    for _ in range(ROUNDS):
+        upload = laptop.create(8 * 5 * MiB)
+        everything = range(1, 9)
+
+        first, second = at_once(
+            lambda: sign_as(laptop, upload, everything, "laptop-session-1"),  # noqa: B023
+            lambda: sign_as(phone, upload, everything, "phone-session-2"),  # noqa: B023
+        )
+
+        signed = [{p["number"] for p in answer["parts"]} for answer in (first, second)]
+        assert signed[0].isdisjoint(signed[1])
+        assert signed[0] | signed[1] == set(everything)
+        assert set(first["leased"]) == signed[1]
+        assert set(second["leased"]) == signed[0]

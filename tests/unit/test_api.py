@@ -59,6 +59,13 @@ def _is_datetime(value: object) -> bool:
 
 
 ANY_ID = Like("uuid", _is_uuid)
+# The limits of the default settings, in every upload's JSON.
+LIMITS = {
+    "sign_batch_max": 1000,
+    "report_batch_max": 1000,
+    "url_expires_in": 900,
+    "session_idle": 30,
+}
 ANY_DATETIME = Like("datetime", _is_datetime)
 
 
@@ -100,6 +107,7 @@ def upload_body(**fields: Any) -> dict[str, Any]:
         "etag": "",
         "checksum": "",
         "failure_reason": "",
+        "limits": LIMITS,
         **fields,
     }
 
@@ -143,7 +151,9 @@ def test_a_file_goes_to_s3_in_parts_through_the_api(api_client, storage):
                 "expires_at": ANY_DATETIME,
             }
             for n, size in ((1, 5 * MiB), (2, 5 * MiB), (3, 1 * MiB))
-        ]
+        ],
+        "leased": [],
+        "other_sessions": 0,
     }
 
     # 3. PUT each part's bytes to its URL, exactly as a browser does, keeping the ETags.
@@ -156,7 +166,9 @@ def test_a_file_goes_to_s3_in_parts_through_the_api(api_client, storage):
     # 4. Report the parts: the answer is the progress.
     progress = api_client.post(f"{LIST}{upload['id']}/parts/", {"parts": reported}, format="json")
     assert progress.status_code == 200
-    assert progress.json() == upload_body(id=upload["id"], bytes_uploaded=SIZE, parts_uploaded=3)
+    assert progress.json() == upload_body(
+        id=upload["id"], bytes_uploaded=SIZE, parts_uploaded=3, other_sessions=0
+    )
 
     # 5. Complete: the server checks every part against S3 and assembles the object.
     done = api_client.post(f"{LIST}{upload['id']}/complete/")
@@ -299,6 +311,7 @@ def test_detail_answers_the_upload_with_its_parts_reconciled_with_s3(
         bytes_uploaded=5 * MiB,
         parts_uploaded=1,
         parts=[{"number": 2, "size": 5 * MiB, "etag": etag, "checksum": ""}],
+        other_sessions=0,
     )
 
 
@@ -320,7 +333,9 @@ def test_sign_answers_the_headers_to_send_with_a_checksum(api_client, storage, u
                 "size": 1 * MiB,
                 "expires_at": ANY_DATETIME,
             }
-        ]
+        ],
+        "leased": [],
+        "other_sessions": 0,
     }
 
 
@@ -333,7 +348,11 @@ def test_report_parts_answers_the_progress(api_client, storage, upload):
 
     assert response.status_code == 200
     assert response.json() == upload_body(
-        id=str(upload.pk), key=upload.key, bytes_uploaded=5 * MiB, parts_uploaded=1
+        id=str(upload.pk),
+        key=upload.key,
+        bytes_uploaded=5 * MiB,
+        parts_uploaded=1,
+        other_sessions=0,
     )
 
 

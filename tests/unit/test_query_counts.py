@@ -40,9 +40,12 @@ CHECKSUM = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 BUDGET = {
     "create": 7,  # with the quota: read before S3 is asked, then again under the owner's lock
     "list": 2,
-    "detail": 7,
-    "sign": 5,
-    "report": 7,
+    "create-resume-sign": 14,  # a resume found: ListParts reconciled, then a signed batch
+    "detail": 8,  # + other_sessions
+    "sign": 6,  # + other_sessions
+    "sign-session": 10,  # + the transaction, the session's activity and its leases
+    "report": 8,  # + other_sessions
+    "report-session": 9,  # + the session's activity
     "complete": 10,
     "abort": 3,
     "uppy-create": 6,
@@ -234,6 +237,95 @@ def test_reporting_costs_the_same_queries_for_batches_of_1_and_1000_parts(
     )
     large.refresh_from_db()
     assert (large.parts_uploaded, large.bytes_uploaded) == (MANY, MANY * PART)
+
+
+# --- sessions: start-or-resume with a first batch, sign and report with a session ----------------
+SESSION_A, SESSION_B = "session-a-123", "session-b-456"
+
+
+def resume_and_sign(api_client, upload: Upload, numbers, *, session: str = SESSION_B):
+    body = {
+        "filename": "f.bin",
+        "size": upload.size,
+        "fingerprint": upload.fingerprint,
+        "resume": True,
+        "session": session,
+        "sign": {"parts": [{"number": n, "checksum": CHECKSUM} for n in numbers]},
+    }
+    return api_client.post("/api/uploads/", body, format="json")
+
+
+def test_resuming_with_a_first_batch_costs_the_same_queries_for_1_and_1000_parts(
+    bucket, api_client, s3_side, count
+):
+    """S3 holds all but the last part, unreported (recorded on the way); the rest is signed."""
+    uploads = []
+    for parts in (2, MANY):
+        body = {"filename": "f.bin", "size": parts * PART, "part_size": PART}
+        body |= {"checksum_algorithm": "SHA256", "fingerprint": f"fp-{parts}"}
+        upload = Upload.objects.get(
+            pk=ok(api_client.post("/api/uploads/", body, format="json")).data["id"]
+        )
+        s3_side.put(upload, range(1, parts))
+        uploads.append(upload)
+    small, large = uploads
+    count(
+        "create-resume-sign",
+        [
+            lambda: resume_and_sign(api_client, small, [1, 2]),
+            lambda: resume_and_sign(api_client, large, range(1, MANY + 1)),
+        ],
+    )
+    answer = ok(resume_and_sign(api_client, large, range(1, MANY + 1)))
+    assert (answer.status_code, answer.data["resumed"]) == (200, True)
+    assert [part["number"] for part in answer.data["signed"]] == [MANY]
+
+
+def session_sign(api_client, upload: Upload, numbers, *, session: str):
+    parts = [{"number": n, "checksum": CHECKSUM} for n in numbers]
+    body = {"parts": parts, "session": session}
+    return api_client.post(f"/api/uploads/{upload.pk}/sign/", body, format="json")
+
+
+def test_signing_with_a_session_costs_the_same_queries_for_batches_of_1_and_1000_parts(
+    bucket, api_client, count
+):
+    """Another session's leases are read with the parts: no query per part or per lease."""
+    small, large = new_upload(api_client, 1), new_upload(api_client, MANY)
+    ok(session_sign(api_client, large, range(1, MANY // 2 + 1), session=SESSION_A))
+    count(
+        "sign-session",
+        [
+            lambda: session_sign(api_client, small, [1], session=SESSION_B),
+            lambda: session_sign(api_client, large, [MANY], session=SESSION_B),
+            lambda: session_sign(api_client, large, range(1, MANY + 1), session=SESSION_B),
+            lambda: session_sign(api_client, large, range(1, MANY + 1), session=SESSION_A),
+        ],
+    )
+    answer = ok(session_sign(api_client, large, range(1, MANY + 1), session=SESSION_B)).data
+    assert (len(answer["parts"]), len(answer["leased"])) == (MANY // 2, MANY // 2)
+
+
+def test_reporting_with_a_session_costs_the_same_queries_for_batches_of_1_and_1000_parts(
+    bucket, api_client, count
+):
+    small, large = new_upload(api_client, 1), new_upload(api_client, MANY)
+    ok(session_sign(api_client, small, [1], session=SESSION_A))
+    ok(session_sign(api_client, large, range(1, MANY + 1), session=SESSION_A))
+
+    def session_report(upload: Upload, numbers):
+        parts = [{"number": n, "etag": etag(n), "checksum": CHECKSUM} for n in numbers]
+        body = {"parts": parts, "session": SESSION_A}
+        return api_client.post(f"/api/uploads/{upload.pk}/parts/", body, format="json")
+
+    count(
+        "report-session",
+        [
+            lambda: session_report(small, [1]),
+            lambda: session_report(large, [1]),
+            lambda: session_report(large, range(1, MANY + 1)),
+        ],
+    )
 
 
 @pytest.mark.parametrize("reported", [True, False], ids=["parts-reported", "parts-unreported"])

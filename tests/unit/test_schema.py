@@ -1,11 +1,20 @@
 """The OpenAPI contract: generated without warnings, every route in it, every error code named."""
 
+import json
+from pathlib import Path
+
 import pytest
 import yaml
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from uploads.api.schema import error_codes
+
+# The schema as the clients' tests read it (their fakes of the server are checked against it).
+VECTOR = Path(__file__).resolve().parents[1] / "vectors" / "openapi.json"
+REGENERATE = (
+    ".venv/bin/python manage.py spectacular --format openapi-json --file tests/vectors/openapi.json"
+)
 
 
 @pytest.fixture
@@ -106,3 +115,35 @@ def test_readmes_table_of_error_codes_names_every_code_with_its_status():
         code: int(status) for status, codes in rows for code in re.findall(r"`(\w+)`", codes)
     }
     assert documented == error_codes()
+
+
+def test_the_schema_the_clients_tests_read_is_the_generated_one(tmp_path):
+    path = tmp_path / "openapi.json"
+    call_command("spectacular", "--format", "openapi-json", "--file", str(path))
+
+    assert json.loads(VECTOR.read_text()) == json.loads(path.read_text()), (
+        f"tests/vectors/openapi.json is stale: regenerate it with `{REGENERATE}`"
+    )
+
+
+def test_the_schema_documents_sessions_limits_and_start_or_resume(schema):
+    components = schema["components"]["schemas"]
+    assert set(components["Limits"]["properties"]) == {
+        "sign_batch_max",
+        "report_batch_max",
+        "url_expires_in",
+        "session_idle",
+    }
+    for name in ("Upload", "UploadDetail", "UploadLiveDetail", "UploadProgress", "UploadStarted"):
+        assert "limits" in components[name]["required"], name
+    assert {"other_sessions"} <= set(components["UploadLiveDetail"]["required"])
+    assert {"other_sessions"} <= set(components["UploadProgress"]["required"])
+    assert {"parts", "leased", "other_sessions"} == set(components["SignedParts"]["required"])
+    created = components["UploadCreateInputRequest"]["properties"]
+    assert {"session", "resume", "sign"} <= set(created)
+    for body in ("SignPartsInputRequest", "ReportPartsInputRequest"):
+        assert components[body]["properties"]["session"]["pattern"] == "^[A-Za-z0-9_-]{8,64}$"
+    # resumed, signed, leased and other_sessions come only with resume / sign: not required.
+    started = components["UploadStarted"]
+    assert {"resumed", "signed", "leased", "other_sessions"} <= set(started["properties"])
+    assert not {"resumed", "signed", "leased", "other_sessions"} & set(started["required"])

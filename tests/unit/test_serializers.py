@@ -19,9 +19,9 @@ from uploads.api.serializers import (
     _canonical_parts,
     parts_to_sign,
     reported_parts,
-    signed_parts_body,
+    signed_batch_body,
 )
-from uploads.services import SignedPart
+from uploads.services import SignBatch, SignedPart
 
 CHECKSUM = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 
@@ -142,4 +142,5 @@ def test_signed_parts_are_written_as_the_serializer_would(expires_at):
         )
         for n in range(1, 4)
     ]
-    assert signed_parts_body(signed) == SignedPartsSerializer({"parts": signed}).data
+    batch = SignBatch(signed, leased=[4, 5], other_sessions=1)
+    assert signed_batch_body(batch) == SignedPartsSerializer(batch).data

@@ -3,15 +3,19 @@
 Names are unique and never contain "Request" (drf-spectacular names components after them).
 """
 
+import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from .. import selectors
 from ..models import Upload, UploadPart
 from ..parts import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, SignedPart
+from ..services import SignBatch
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -25,7 +29,71 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON true or false: no "true" strings, no 1."""
+
+    default_error_messages = {"invalid": "A JSON boolean is required."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+# A client session id: random, one per upload attempt (services/sessions.py). \Z, not $: a
+# RegexValidator searches, and $ would let a trailing newline through.
+SESSION_PATTERN = r"\A[A-Za-z0-9_-]{8,64}\Z"
+_SESSION = re.compile(SESSION_PATTERN)
+
+
+class SessionField(serializers.RegexField):
+    """A session id that is a JSON string: no 12345678 taken as "12345678"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
+def session_field(**options: Any) -> SessionField:
+    """The optional `session` of create, sign and report (and of the detail's query)."""
+    return SessionField(
+        SESSION_PATTERN,
+        required=False,
+        trim_whitespace=False,
+        help_text="A random id of this upload attempt (one per tab, handle or CLI run): parts "
+        "it signed are not handed to another session while it is active.",
+        error_messages={"invalid": "8 to 64 letters, digits, _ or -."},
+        **options,
+    )
+
+
+class SessionInputSerializer(serializers.Serializer):
+    session = session_field()
+
+
+def session_of(data: Any) -> str:
+    """The body's or query's validated `session`, "" when absent (400 when malformed)."""
+    if not isinstance(data, Mapping) or "session" not in data:
+        return ""
+    value = data.get("session")
+    if type(value) is str and _SESSION.match(value):
+        return value
+    serializer = SessionInputSerializer(data={"session": value})
+    serializer.is_valid(raise_exception=True)
+    return str(serializer.validated_data.get("session", ""))
+
+
 # --- inputs --------------------------------------------------------------------------------
+class PartToSignSerializer(serializers.Serializer):
+    number = StrictIntegerField(min_value=1, max_value=MAX_PARTS)
+    checksum = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+
+
+class UploadStartSignSerializer(serializers.Serializer):
+    parts = PartToSignSerializer(many=True, allow_empty=False)
+
+
 class UploadCreateInputSerializer(serializers.Serializer):
     filename = serializers.CharField(max_length=1024, trim_whitespace=False)
     size = StrictIntegerField(min_value=0)
@@ -46,6 +114,28 @@ class UploadCreateInputSerializer(serializers.Serializer):
         required=False,
         error_messages={"invalid": "1 to 64 letters, digits or _ . : -"},
     )
+    session = session_field()
+    resume = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text="Go on with the caller's newest upload of this file still uploading (same "
+        "fingerprint, size and filename) instead of creating one: answers 200 with "
+        '`"resumed": true`. Needs `fingerprint`.',
+    )
+    sign = UploadStartSignSerializer(
+        required=False,
+        help_text="Parts to sign in the same call; the answer's `signed` leaves out the parts "
+        "S3 holds and those leased to another active session (`leased`).",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("resume") and not attrs.get("fingerprint"):
+            raise serializers.ValidationError({"fingerprint": "resume needs the fingerprint."})
+        return attrs
+
+
+class UploadDetailQuerySerializer(serializers.Serializer):
+    session = session_field()
 
 
 class UploadListQuerySerializer(serializers.Serializer):
@@ -53,13 +143,9 @@ class UploadListQuerySerializer(serializers.Serializer):
     fingerprint = serializers.CharField(max_length=128, required=False)
 
 
-class PartToSignSerializer(serializers.Serializer):
-    number = StrictIntegerField(min_value=1, max_value=MAX_PARTS)
-    checksum = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-
-
 class SignPartsInputSerializer(serializers.Serializer):
     parts = PartToSignSerializer(many=True, allow_empty=False)
+    session = session_field()
 
 
 class ReportedPartSerializer(serializers.Serializer):
@@ -70,6 +156,7 @@ class ReportedPartSerializer(serializers.Serializer):
 
 class ReportPartsInputSerializer(serializers.Serializer):
     parts = ReportedPartSerializer(many=True, allow_empty=False)
+    session = session_field()
 
 
 # Signing and reporting are the calls a client makes per batch of parts, and DRF's nested
@@ -168,18 +255,62 @@ UPLOAD_FIELDS = [
 ]
 
 
+class LimitsSerializer(serializers.Serializer):
+    """What clients adapt to: batch sizes, the URL lifetime, when a silent session lapses."""
+
+    sign_batch_max = serializers.IntegerField(help_text="Most parts one sign call accepts.")
+    report_batch_max = serializers.IntegerField(help_text="Most parts one report accepts.")
+    url_expires_in = serializers.IntegerField(help_text="Lifetime of a part URL, in seconds.")
+    session_idle = serializers.IntegerField(
+        help_text="Seconds without a sign or report after which a session is no longer active."
+    )
+
+
 class UploadSerializer(serializers.ModelSerializer):
+    limits = serializers.SerializerMethodField()
+
     class Meta:
         model = Upload
-        fields = UPLOAD_FIELDS
-        read_only_fields = UPLOAD_FIELDS
+        fields = [*UPLOAD_FIELDS, "limits"]
+        read_only_fields = fields
+
+    @extend_schema_field(LimitsSerializer)
+    def get_limits(self, upload: Upload) -> dict[str, int]:
+        # The same for every upload of a page: read the settings once per answer.
+        if "limits" not in self.context:
+            self.context["limits"] = dataclasses.asdict(selectors.client_limits())
+        limits: dict[str, int] = self.context["limits"]
+        return limits
 
 
 class UploadDetailSerializer(UploadSerializer):
     parts = UploadPartSerializer(many=True, read_only=True)
 
     class Meta(UploadSerializer.Meta):
-        fields = [*UPLOAD_FIELDS, "parts"]
+        fields = [*UPLOAD_FIELDS, "limits", "parts"]
+        read_only_fields = fields
+
+
+OTHER_SESSIONS_HELP = "How many sessions other than the caller's are active on the upload."
+
+
+class UploadLiveDetailSerializer(UploadDetailSerializer):
+    """The detail: the upload, its parts reconciled with S3, and the other active sessions."""
+
+    other_sessions = serializers.IntegerField(help_text=OTHER_SESSIONS_HELP)
+
+    class Meta(UploadDetailSerializer.Meta):
+        fields = [*UploadDetailSerializer.Meta.fields, "other_sessions"]
+        read_only_fields = fields
+
+
+class UploadProgressSerializer(UploadSerializer):
+    """The answer to a report: the upload's progress, and the other active sessions."""
+
+    other_sessions = serializers.IntegerField(help_text=OTHER_SESSIONS_HELP)
+
+    class Meta(UploadSerializer.Meta):
+        fields = [*UploadSerializer.Meta.fields, "other_sessions"]
         read_only_fields = fields
 
 
@@ -192,12 +323,52 @@ class SignedPartSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
+LEASED_HELP = "Asked parts not signed: another active session signed them and is sending them."
+
+
 class SignedPartsSerializer(serializers.Serializer):
     parts = SignedPartSerializer(many=True)
+    leased = serializers.ListField(child=serializers.IntegerField(), help_text=LEASED_HELP)
+    other_sessions = serializers.IntegerField(help_text=OTHER_SESSIONS_HELP)
+
+
+class UploadStartedSerializer(UploadDetailSerializer):
+    """The create answer: the upload with its parts; `resumed` with `resume`, and `signed`
+    and `leased` with `sign`, and `other_sessions` with either."""
+
+    resumed = serializers.BooleanField(
+        required=False, help_text="Only with `resume`: true when an upload was found (200)."
+    )
+    signed = SignedPartSerializer(
+        many=True, required=False, help_text="Only with `sign`: the signed parts."
+    )
+    leased = serializers.ListField(
+        child=serializers.IntegerField(), required=False, help_text=LEASED_HELP
+    )
+    other_sessions = serializers.IntegerField(required=False, help_text=OTHER_SESSIONS_HELP)
+
+    class Meta(UploadDetailSerializer.Meta):
+        fields = [
+            *UploadDetailSerializer.Meta.fields,
+            "resumed",
+            "signed",
+            "leased",
+            "other_sessions",
+        ]
+        read_only_fields = fields
+
+
+def signed_batch_body(batch: SignBatch) -> dict[str, Any]:
+    """`SignedPartsSerializer(batch).data`, built directly (the hot path)."""
+    return {
+        **signed_parts_body(batch.parts),
+        "leased": batch.leased,
+        "other_sessions": batch.other_sessions,
+    }
 
 
 def signed_parts_body(signed: Sequence[SignedPart]) -> dict[str, list[dict[str, Any]]]:
-    """`SignedPartsSerializer({"parts": signed}).data`, built directly (the hot path)."""
+    """`{"parts": SignedPartSerializer(signed, many=True).data}`, built directly."""
     # Every part of a batch expires at the same instant: format it once, the way DRF would.
     stamps: dict[datetime, str] = {}
     to_text = serializers.DateTimeField().to_representation

@@ -22,12 +22,17 @@ from .serializers import (
     SignedPartsSerializer,
     SignPartsInputSerializer,
     UploadCreateInputSerializer,
+    UploadDetailQuerySerializer,
     UploadDetailSerializer,
     UploadListQuerySerializer,
+    UploadLiveDetailSerializer,
+    UploadProgressSerializer,
     UploadSerializer,
+    UploadStartedSerializer,
     parts_to_sign,
     reported_parts,
-    signed_parts_body,
+    session_of,
+    signed_batch_body,
 )
 
 ERRORS = {
@@ -114,27 +119,48 @@ class UploadListApi(APIView):
 
     @extend_schema(
         request=UploadCreateInputSerializer,
-        responses={201: UploadDetailSerializer, 200: UploadDetailSerializer, **ERRORS},
-        summary="Start an upload (idempotent with client_token)",
+        responses={201: UploadStartedSerializer, 200: UploadStartedSerializer, **ERRORS},
+        summary="Start an upload, or resume the caller's upload of the same file "
+        "(idempotent with client_token)",
+        description="201: a new upload. 200: the same `client_token` again, or with `resume` "
+        "the caller's newest upload of this file still uploading (`resumed: true`, its parts "
+        "reconciled with S3). With `sign`, the first batch of part URLs comes along.",
     )
     def post(self, request: Request) -> Response:
         data = UploadCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        upload, created = services.start_upload(
-            owner=signed_in_user(request), **data.validated_data
+        fields = dict(data.validated_data)
+        resume, sign = fields.pop("resume"), fields.pop("sign", None)
+        started = services.start_or_resume_upload(
+            owner=signed_in_user(request),
+            resume=resume,
+            sign=[services.PartToSign(**part) for part in sign["parts"]] if sign else None,
+            **fields,
         )
-        body = UploadDetailSerializer(selectors.with_parts(upload)).data
-        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        body = UploadDetailSerializer(started.upload).data
+        if resume:
+            body["resumed"] = started.resumed
+        if started.signed is not None:
+            batch = signed_batch_body(started.signed)
+            body["signed"], body["leased"] = batch["parts"], batch["leased"]
+        if started.other_sessions is not None:
+            body["other_sessions"] = started.other_sessions
+        created = status.HTTP_201_CREATED if started.created else status.HTTP_200_OK
+        return Response(body, status=created)
 
 
 class UploadDetailApi(APIView):
     @extend_schema(
-        responses={200: UploadDetailSerializer, **ERRORS},
+        parameters=[UploadDetailQuerySerializer],
+        responses={200: UploadLiveDetailSerializer, **ERRORS},
         summary="One upload with its parts, reconciled with S3",
     )
     def get(self, request: Request, pk: str) -> Response:
+        session = session_of(request.query_params)
         upload = services.sync_upload_parts(get_own_upload(request, pk), by=signed_in_user(request))
-        return Response(UploadDetailSerializer(upload).data)
+        body = UploadDetailSerializer(upload).data
+        body["other_sessions"] = selectors.other_sessions(upload, session=session)
+        return Response(body)
 
     @extend_schema(
         responses={200: UploadSerializer, **ERRORS},
@@ -154,21 +180,28 @@ class UploadSignApi(APIView):
     def post(self, request: Request, pk: str) -> Response:
         upload = get_own_upload(request, pk)
         parts = [services.PartToSign(**part) for part in parts_to_sign(request.data)]
-        signed = services.sign_parts(upload, parts=parts, by=signed_in_user(request))
-        return Response(signed_parts_body(signed))
+        batch = services.sign_batch(
+            upload, parts=parts, by=signed_in_user(request), session=session_of(request.data)
+        )
+        return Response(signed_batch_body(batch))
 
 
 class UploadPartsApi(APIView):
     @extend_schema(
         request=ReportPartsInputSerializer,
-        responses={200: UploadSerializer, **ERRORS},
+        responses={200: UploadProgressSerializer, **ERRORS},
         summary="Record uploaded parts; answers the progress",
     )
     def post(self, request: Request, pk: str) -> Response:
         upload = get_own_upload(request, pk)
         parts = [services.ReportedPart(**part) for part in reported_parts(request.data)]
-        upload = services.record_parts(upload, parts=parts, by=signed_in_user(request))
-        return Response(UploadSerializer(upload).data)
+        session = session_of(request.data)
+        upload = services.record_parts(
+            upload, parts=parts, by=signed_in_user(request), session=session
+        )
+        body = UploadSerializer(upload).data
+        body["other_sessions"] = selectors.other_sessions(upload, session=session)
+        return Response(body)
 
 
 class UploadCompleteApi(APIView):

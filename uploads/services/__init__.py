@@ -34,7 +34,16 @@ from .state import (
     Operator,
     User,
 )
-from .uploading import record_parts, sign_parts, start_upload, sync_upload_parts
+from .uploading import (
+    SignBatch,
+    StartedUpload,
+    record_parts,
+    sign_batch,
+    sign_parts,
+    start_or_resume_upload,
+    start_upload,
+    sync_upload_parts,
+)
 from .validation import (
     check_checksum,
     check_content_type,
@@ -60,7 +69,9 @@ __all__ = [
     "Orphan",
     "PartToSign",
     "ReportedPart",
+    "SignBatch",
     "SignedPart",
+    "StartedUpload",
     "User",
     "abort_orphans",
     "abort_upload",
@@ -80,7 +91,9 @@ __all__ = [
     "record_parts",
     "record_parts_and_complete",
     "settle_dead_completions",
+    "sign_batch",
     "sign_parts",
+    "start_or_resume_upload",
     "start_upload",
     "sync_upload_parts",
     "verify_upload",

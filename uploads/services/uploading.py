@@ -10,6 +10,9 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
@@ -31,8 +34,16 @@ from ..exceptions import (
 )
 from ..models import Upload, UploadPart
 from ..parts import PartToSign, ReportedPart, SignedPart, StoredPart, plan_parts
-from ..selectors import OpenUsage, open_usage, with_parts
+from ..selectors import (
+    OpenUsage,
+    active_sessions,
+    open_usage,
+    other_sessions,
+    resumable_upload,
+    with_parts,
+)
 from ..storage import MultipartStorage, get_storage
+from .sessions import note_session
 from .state import Actor, Status, User, new_expiry, require_owner, require_status, touch
 from .validation import (
     check_checksum,
@@ -57,6 +68,7 @@ def start_upload(
     fingerprint: str = "",
     part_size: int | None = None,
     client_token: str | None = None,
+    to_sign: Sequence[PartToSign] = (),
     storage: MultipartStorage | None = None,
 ) -> tuple[Upload, bool]:
     """Plan the parts, create the S3 multipart upload under a server-generated key, record it.
@@ -64,6 +76,8 @@ def start_upload(
     Returns (upload, created). The same `client_token` again returns the first upload with
     created=False; a different request under a used token is an IdempotencyConflict.
     `size=None` starts an unplanned upload (Uppy never says how large the file is).
+    `to_sign` (parts the caller will sign next) is checked against the plan before S3 is
+    asked, so a create refused for them creates nothing.
     """
     conf = upload_settings()
     filename = clean_filename(filename)
@@ -80,6 +94,8 @@ def start_upload(
             plan = plan_parts(size, preferred)
         except ValueError as error:
             raise InvalidInput(str(error), field="part_size") from error
+    if to_sign:
+        check_parts_to_sign(plan.part_count if plan else None, checksum_algorithm, to_sign)
 
     if client_token:
         existing = Upload.objects.filter(owner=owner, client_token=client_token).first()
@@ -132,6 +148,79 @@ def start_upload(
                 return _replay(existing, filename=filename, size=size), False
         raise
     return upload, True
+
+
+@dataclass(frozen=True)
+class StartedUpload:
+    """What a start-or-resume did: the upload (with its parts), whether it was created or
+    resumed, and, when parts were asked for, the first batch signed."""
+
+    upload: Upload
+    created: bool
+    resumed: bool
+    signed: SignBatch | None
+    other_sessions: int | None
+
+
+def start_or_resume_upload(
+    *,
+    owner: User,
+    filename: str,
+    size: int,
+    fingerprint: str = "",
+    resume: bool = False,
+    session: str = "",
+    sign: Sequence[PartToSign] | None = None,
+    storage: MultipartStorage | None = None,
+    **options: Any,
+) -> StartedUpload:
+    """Start an upload, or with `resume` go on with the owner's newest one still uploading the
+    same file (fingerprint, size and name); with `sign`, sign the first batch in the same call.
+
+    A resumed upload is reconciled with S3 first, and the batch leaves out the parts S3 holds
+    and the parts leased to another active session. `options` are `start_upload`'s.
+    """
+    storage = storage or get_storage()
+    found = None
+    if resume:
+        if not fingerprint:
+            raise InvalidInput("resume needs the file's fingerprint.", field="fingerprint")
+        found = resumable_upload(
+            owner, fingerprint=fingerprint, size=size, filename=clean_filename(filename)
+        )
+    if found is not None:
+        if sign:
+            check_parts_to_sign(found.part_count, found.checksum_algorithm, sign)
+        upload, created = sync_upload_parts(found, by=owner, storage=storage), False
+    else:
+        upload, created = start_upload(
+            owner=owner,
+            filename=filename,
+            size=size,
+            fingerprint=fingerprint,
+            to_sign=sign or (),
+            storage=storage,
+            **options,
+        )
+    batch = None
+    if sign:
+        batch = sign_batch(
+            upload, parts=sign, by=owner, session=session, skip_held=True, storage=storage
+        )
+    elif session:
+        note_session(upload, session, now=timezone.now())
+    others = None  # only asked for by a client that knows of sessions (resume, sign, session)
+    if batch is not None:
+        others = batch.other_sessions
+    elif resume or session:
+        others = other_sessions(upload, session=session)
+    return StartedUpload(
+        upload=with_parts(upload),
+        created=created,
+        resumed=found is not None,
+        signed=batch,
+        other_sessions=others,
+    )
 
 
 def check_quota(owner: User, *, size: int | None, locked: bool = False) -> None:
@@ -195,35 +284,101 @@ def sign_parts(
     storage: MultipartStorage | None = None,
 ) -> list[SignedPart]:
     """Presigned UploadPart URLs for a batch of parts, each binding its size and checksum."""
+    return _sign(upload, parts=parts, by=by, session="", count=False, storage=storage).parts
+
+
+@dataclass(frozen=True)
+class SignBatch:
+    """What a sign call answers: the signed parts, the parts another live session holds (not
+    signed), and how many active sessions besides the caller's work on the upload."""
+
+    parts: list[SignedPart]
+    leased: list[int] = field(default_factory=list)
+    other_sessions: int = 0
+
+
+def sign_batch(
+    upload: Upload,
+    *,
+    parts: Sequence[PartToSign],
+    by: Actor,
+    session: str = "",
+    skip_held: bool = False,
+    storage: MultipartStorage | None = None,
+) -> SignBatch:
+    """`sign_parts` for a client session: the parts leased to another active session are left
+    out (listed in `leased`), and the ones signed are leased to `session`.
+
+    Without a session, every asked part is signed, as `sign_parts` does. With `skip_held`, parts
+    the record says S3 holds are left out too (a start-or-resume asks for the parts to send);
+    otherwise they are signed again, since re-sending a part is allowed.
+    """
+    return _sign(upload, parts=parts, by=by, session=session, skip_held=skip_held, storage=storage)
+
+
+def _sign(
+    upload: Upload,
+    *,
+    parts: Sequence[PartToSign],
+    by: Actor,
+    session: str,
+    skip_held: bool = False,
+    count: bool = True,
+    storage: MultipartStorage | None = None,
+) -> SignBatch:
     require_owner(upload, by)
     require_status(upload, Status.UPLOADING)
-    check_part_numbers(upload, [part.number for part in parts])
-    checksums = {}
-    for part in parts:
-        if part.checksum:
-            checksums[part.number] = check_checksum(part.checksum)
-        elif upload.checksum_algorithm:
-            raise ChecksumRequired(parts=[part.number])
+    checksums = check_parts_to_sign(upload.part_count, upload.checksum_algorithm, parts)
     plan = upload.plan
     conf = upload_settings()
     now = timezone.now()
+    numbers = [part.number for part in parts]
 
-    replaced: set[int] = set()  # unreported parts signed before with another checksum
-    if checksums:
-        # A part already uploaded keeps the checksum S3 verified: re-signing it with another
-        # one would make the stored checksum lie about the bytes in S3.
-        numbers = sorted(checksums)
-        # A batch is usually a run of consecutive parts: a range is one comparison in SQL,
-        # where `IN` costs the ORM a parameter per part.
-        if numbers[-1] - numbers[0] + 1 == len(numbers):
-            chosen = Q(number__gte=numbers[0], number__lte=numbers[-1])
-        else:
-            chosen = Q(number__in=numbers)
-        recorded = UploadPart.objects.filter(chosen, upload=upload).values_list(
-            "number", "checksum", "etag", "checksum_replaced"
+    with transaction.atomic() if session else nullcontext():
+        if session:
+            # First: the touch is an UPDATE of the upload's row, which PostgreSQL keeps locked
+            # to the end of this transaction (SQLite's IMMEDIATE transactions lock every
+            # writer), so two sessions signing one upload take turns and never both take a
+            # free part. A refused call rolls it back with the rest.
+            touch(upload)
+            now = timezone.now()  # after any wait for the lock
+        active = active_sessions(upload, now=now) if count or session else set()
+        if session:
+            note_session(upload, session, now=now)
+        recorded: dict[int, tuple[str, str, bool, str]] = {}
+        if checksums or session or skip_held:
+            # A batch is usually a run of consecutive parts: a range is one comparison in SQL,
+            # where `IN` costs the ORM a parameter per part.
+            ordered = sorted(numbers)
+            if ordered[-1] - ordered[0] + 1 == len(ordered):
+                chosen = Q(number__gte=ordered[0], number__lte=ordered[-1])
+            else:
+                chosen = Q(number__in=ordered)
+            stored = UploadPart.objects.filter(chosen, upload=upload).values_list(
+                "number", "checksum", "etag", "checksum_replaced", "leased_to"
+            )
+            recorded = {
+                number: (checksum, etag, replaced, holder)
+                for number, checksum, etag, replaced, holder in stored
+            }
+        held = {n for n, (_, etag, _, _) in recorded.items() if etag} if skip_held else set()
+        # A part S3 already holds is never withheld: re-sending it is allowed, and no one is
+        # sending it anymore.
+        leased = sorted(
+            n
+            for n, (_, etag, _, holder) in recorded.items()
+            if session and not etag and holder and holder != session and holder in active
         )
+        skipped = held | set(leased)
+        to_sign = [part for part in parts if part.number not in skipped]
+
+        replaced: set[int] = set()  # unreported parts signed before with another checksum
         clashing = []
-        for number, checksum, etag, was_replaced in recorded:
+        for number, (checksum, etag, was_replaced, _) in recorded.items():
+            if number not in checksums or number in skipped:
+                continue
+            # A part already uploaded keeps the checksum S3 verified: re-signing it with
+            # another one would make the stored checksum lie about the bytes in S3.
             changed = bool(checksum) and checksum != checksums[number]
             if changed and etag:
                 clashing.append(number)
@@ -233,23 +388,25 @@ def sign_parts(
             raise PartConflict(
                 "These parts are already uploaded with another checksum.", parts=clashing
             )
-    # Only a call that will sign counts as activity (a refused one changes nothing).
-    touch(upload)
-    if checksums:
-        UploadPart.objects.upsert(
-            upload,
-            [
-                {
-                    "number": number,
-                    "checksum": checksum,
-                    "size": plan.size_of(number) if plan else None,
-                    "checksum_replaced": number in replaced,
-                    "signed_at": now,
-                }
-                for number, checksum in checksums.items()
-            ],
-            update=["checksum", "checksum_replaced", "signed_at"],
-        )
+        if not session:
+            touch(upload)  # only a call that will sign counts as activity
+        rows = [
+            {
+                "number": part.number,
+                "checksum": checksums.get(part.number)
+                or (recorded[part.number][0] if part.number in recorded else ""),
+                "size": plan.size_of(part.number) if plan else None,
+                # A part signed now without a checksum keeps what its row said.
+                "checksum_replaced": part.number in replaced
+                or (part.number not in checksums and recorded.get(part.number, _NO_ROW)[2]),
+                "signed_at": now,
+                "leased_to": session,
+            }
+            for part in to_sign
+            if session or part.number in checksums
+        ]
+        update = ["checksum", "checksum_replaced", "signed_at", *(["leased_to"] if session else [])]
+        UploadPart.objects.upsert(upload, rows, update=update)
 
     to_presign = [
         PartToSign(
@@ -257,21 +414,46 @@ def sign_parts(
             size=plan.size_of(part.number) if plan else None,
             checksum=checksums.get(part.number, ""),
         )
-        for part in parts
+        for part in to_sign
     ]
-    return (storage or get_storage()).presign_upload_parts(
-        upload.key, upload.s3_upload_id, to_presign, expires_in=conf.url_expiry
+    signed = (
+        (storage or get_storage()).presign_upload_parts(
+            upload.key, upload.s3_upload_id, to_presign, expires_in=conf.url_expiry
+        )
+        if to_presign
+        else []
     )
+    return SignBatch(signed, leased, other_sessions=len(active - {session}))
 
 
-def record_parts(upload: Upload, *, parts: Sequence[ReportedPart], by: Actor) -> Upload:
+_NO_ROW = ("", "", False, "")
+
+
+def check_parts_to_sign(
+    part_count: int | None, checksum_algorithm: str, parts: Sequence[PartToSign]
+) -> dict[int, str]:
+    """Check a batch to sign (numbers, checksums the upload requires); answer its checksums."""
+    check_part_numbers(part_count, [part.number for part in parts])
+    checksums = {}
+    for part in parts:
+        if part.checksum:
+            checksums[part.number] = check_checksum(part.checksum)
+        elif checksum_algorithm:
+            raise ChecksumRequired(parts=[part.number])
+    return checksums
+
+
+def record_parts(
+    upload: Upload, *, parts: Sequence[ReportedPart], by: Actor, session: str = ""
+) -> Upload:
     """Record parts the client says it uploaded (one or many); returns the upload's progress.
 
-    The client's word is only progress: completion checks every part against S3.
+    The client's word is only progress: completion checks every part against S3. A `session`
+    reporting stays active on the upload (its leased parts stay its own).
     """
     require_owner(upload, by)
     require_status(upload, Status.UPLOADING)
-    check_part_numbers(upload, [part.number for part in parts])
+    check_part_numbers(upload.part_count, [part.number for part in parts])
     reported = {part.number: part for part in parts}
     etags = {number: check_etag(part.etag) for number, part in reported.items()}
     for part in parts:
@@ -298,6 +480,8 @@ def record_parts(upload: Upload, *, parts: Sequence[ReportedPart], by: Actor) ->
     plan = upload.plan
     now = timezone.now()
     touch(upload)
+    if session:
+        note_session(upload, session, now=now)
     UploadPart.objects.upsert(
         upload,
         [

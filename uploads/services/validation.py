@@ -19,7 +19,6 @@ from django.utils.text import get_valid_filename
 
 from ..conf import upload_settings
 from ..exceptions import InvalidFilename, InvalidInput, PartOutOfRange, TypeNotAllowed
-from ..models import Upload
 from ..parts import MAX_PARTS, normalize_etag
 
 CHECKSUM_ALGORITHMS = ("SHA256",)
@@ -134,8 +133,9 @@ def check_etag(etag: str) -> str:
     return etag.lower()
 
 
-def check_part_numbers(upload: Upload, numbers: Sequence[int]) -> None:
-    """A batch of part numbers: not empty, within the batch limit, unique, within the upload."""
+def check_part_numbers(part_count: int | None, numbers: Sequence[int]) -> None:
+    """A batch of part numbers: not empty, within the batch limit, unique, within the upload's
+    `part_count` parts (any valid number for an unplanned upload)."""
     limit = upload_settings().sign_batch_max
     if not numbers:
         raise InvalidInput("Give at least one part.", field="parts")
@@ -143,7 +143,7 @@ def check_part_numbers(upload: Upload, numbers: Sequence[int]) -> None:
         raise InvalidInput(f"At most {limit} parts per call.", field="parts")
     if len(set(numbers)) != len(numbers):
         raise InvalidInput("A part number appears twice.", field="parts")
-    last = upload.part_count or MAX_PARTS
+    last = part_count or MAX_PARTS
     outside = sorted(n for n in numbers if not 1 <= n <= last)
     if outside:
         raise PartOutOfRange(f"Parts must be numbered 1 to {last}.", parts=outside[:20])
