@@ -11,12 +11,15 @@ installs it alone). The library API mirrors boto3's `upload_file` and oss2's
 The command line is `partwise` (partwise_client/cli.py).
 """
 
-from .api import AuthError, NotFound, PartwiseApi, PartwiseError
+from .api import PartwiseApi
+from .errors import AuthError, FileMismatch, NotFound, NothingToResume, PartRefused, PartwiseError
 from .fingerprint import fingerprint
-from .transfer import FileMismatch, NothingToResume, PartRefused, Transfer, Uploader, upload_file
+from .retry import Backoff, is_retryable
+from .transfer import Transfer, Uploader, upload_file
 
 __all__ = [
     "AuthError",
+    "Backoff",
     "FileMismatch",
     "NotFound",
     "NothingToResume",
@@ -26,5 +29,6 @@ __all__ = [
     "Transfer",
     "Uploader",
     "fingerprint",
+    "is_retryable",
     "upload_file",
 ]

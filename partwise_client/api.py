@@ -2,69 +2,51 @@
 
 This module knows URLs and JSON shapes only; the part loop lives in transfer.py. Every call
 the client makes is safe to repeat (create carries a client_token; sign, report, complete and
-abort are idempotent on the server), so network errors, 5xx and 429 are retried with
-exponential backoff and jitter; other 4xx answers raise at once.
+abort are idempotent on the server), so what retry.is_retryable names (network errors, 5xx,
+408, 429) is retried on retry.Backoff's schedule; other 4xx answers raise at once.
 """
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-USER_AGENT = "partwise-client/0.1"
+from .errors import AuthError, NotFound, PartwiseError
+from .retry import NETWORK_ERROR, Backoff, is_retryable
+
+__all__ = ["AuthError", "Backoff", "NotFound", "PartwiseApi", "PartwiseError", "new_session"]
+
+USER_AGENT = "partwise-client/0.2"
 BEST_EFFORT_TIMEOUT = 5.0  # seconds a last call on the way out (Ctrl+C) may take
+CONNECT_TIMEOUT = 5.0  # seconds to open a connection: a server that is down says so at once
 
 
-class PartwiseError(Exception):
-    """An answer (or the lack of one) that ends the operation. `code` is the server's code."""
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        code: str = "error",
-        http_status: int | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.code = code
-        self.http_status = http_status
-        self.extra = extra or {}  # the answer's other fields, e.g. missing_parts
-
-
-class AuthError(PartwiseError):
-    """401/403: no token, a revoked token, or not allowed."""
+def _reason(error: BaseException) -> str:
+    """The innermost human reason for a failed connection ("connection refused")."""
+    seen: set[int] = set()
+    todo: list[object] = [error]
+    while todo:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, OSError) and item.strerror:
+            return item.strerror.lower()
+        # urllib3 keeps the cause in .reason and in args, requests in args.
+        todo.extend([getattr(item, "reason", None), item.__cause__, item.__context__, *item.args])
+    if isinstance(error, requests.Timeout):
+        return "timed out"
+    return type(error).__name__
 
 
-class NotFound(PartwiseError):
-    """404: the upload does not exist or is not yours."""
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with full jitter: attempt n waits up to base * 2**n, at most cap.
-
-    The default rides out an outage of about a minute (up to 2 min, 1 on average, of waiting
-    over 9 retries): a restart of S3 or of the server must not end a long upload.
-    """
-
-    attempts: int = 10
-    base: float = 0.5
-    cap: float = 30.0
-
-    def delay(self, attempt: int, retry_after: str | None = None) -> float:
-        if retry_after and retry_after.isdigit():
-            return min(float(retry_after), self.cap)
-        return random.uniform(0, min(self.cap, self.base * 2**attempt))  # noqa: S311 (jitter)
+def unreachable(server: str, error: BaseException) -> PartwiseError:
+    """A one-line "cannot reach" error: the innermost OS reason, not urllib3's retry story."""
+    return PartwiseError(f"cannot reach {server} ({_reason(error)})", code="unreachable")
 
 
 SEND_BLOCK = 1024 * 1024  # bytes of a request body handed to the socket at a time
@@ -83,14 +65,21 @@ class _LargeBlockAdapter(HTTPAdapter):
 def new_session(pool_size: int = 16) -> requests.Session:
     """A session whose connection pool fits `pool_size` threads (requests defaults to 10)."""
     session = requests.Session()
-    adapter = _LargeBlockAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
+    size_pool(session, pool_size)
     session.headers["User-Agent"] = USER_AGENT
     return session
 
 
+def size_pool(session: requests.Session, pool_size: int) -> None:
+    """Mount adapters keeping `pool_size` connections per host: one per part in flight, so no
+    connection is discarded after its PUT and a new TLS handshake paid for the next."""
+    adapter = _LargeBlockAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+
+
 def error_from(response: requests.Response) -> PartwiseError:
+    """The PartwiseError (AuthError, NotFound) a refusing answer of the server stands for."""
     try:
         body = response.json()
     except ValueError:
@@ -108,6 +97,10 @@ def error_from(response: requests.Response) -> PartwiseError:
     return cls(detail, code=code, http_status=response.status_code, extra=extra)
 
 
+def _with_session(body: dict[str, Any], session: str | None) -> dict[str, Any]:
+    return {**body, "session": session} if session else body
+
+
 class PartwiseApi:
     """The calls of the REST API (README.md, "REST API"), plus token login."""
 
@@ -119,6 +112,7 @@ class PartwiseApi:
         session: requests.Session | None = None,
         backoff: Backoff | None = None,
         timeout: float = 60.0,
+        connect_timeout: float = CONNECT_TIMEOUT,
         stop: threading.Event | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -126,6 +120,7 @@ class PartwiseApi:
         self.session = session or new_session()
         self.backoff = backoff or Backoff()
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self.stop = stop or threading.Event()
         self.sleep = sleep
         self.headers = {"Accept": "application/json"}
@@ -133,14 +128,19 @@ class PartwiseApi:
             self.headers["Authorization"] = f"Token {token}"
 
     # --- plumbing ------------------------------------------------------------------------
+    def timeouts(self, read: float | None = None) -> tuple[float, float]:
+        """(connect, read) seconds for one request: connecting fails fast, reading may take long."""
+        read = self.timeout if read is None else read
+        return min(self.connect_timeout, read), read
+
     def request(self, method: str, path: str, *, best_effort: bool = False, **kwargs: Any) -> Any:
-        """One API call, retried on network errors, 5xx and 429; the decoded JSON answer.
+        """One API call, retried while retry.is_retryable says so; the decoded JSON answer.
 
         best_effort: one short attempt even after a stop (Ctrl+C), for a last word on the way out.
         """
         url = f"{self.server}/api/{path.lstrip('/')}"
         attempts = 1 if best_effort else self.backoff.attempts
-        timeout = min(self.timeout, BEST_EFFORT_TIMEOUT) if best_effort else self.timeout
+        timeout = self.timeouts(min(self.timeout, BEST_EFFORT_TIMEOUT) if best_effort else None)
         attempt = 0
         while True:
             if self.stop.is_set() and not best_effort:
@@ -150,14 +150,12 @@ class PartwiseApi:
                     method, url, headers=self.headers, timeout=timeout, **kwargs
                 )
             except (requests.ConnectionError, requests.Timeout) as error:
-                if attempt + 1 >= attempts:
-                    raise PartwiseError(
-                        f"Could not reach {self.server}: {error}", code="unreachable"
-                    ) from error
+                if not is_retryable(NETWORK_ERROR) or attempt + 1 >= attempts:
+                    raise unreachable(self.server, error) from error
                 self.sleep(self.backoff.delay(attempt))
                 attempt += 1
                 continue
-            if response.status_code in RETRY_STATUSES and attempt + 1 < attempts:
+            if is_retryable(response.status_code) and attempt + 1 < attempts:
                 self.sleep(self.backoff.delay(attempt, response.headers.get("Retry-After")))
                 attempt += 1
                 continue
@@ -179,6 +177,9 @@ class PartwiseApi:
 
     # --- uploads ---------------------------------------------------------------------------
     def create_upload(self, **fields: Any) -> dict[str, Any]:
+        """Create an upload; with `resume=True` (and a fingerprint) the server may answer the
+        user's unfinished upload of the same file instead ("resumed": true), and with
+        `sign={"parts": [...]}` a first batch of signed URLs ("signed", "leased")."""
         return self.request_object("POST", "uploads/", json=fields)
 
     def list_uploads(self, *, status: str = "", fingerprint: str = "") -> list[dict[str, Any]]:
@@ -194,24 +195,38 @@ class PartwiseApi:
             query = page["next"].split("?", 1)[1]
             page = self.request_object("GET", f"uploads/?{query}")
 
-    def get_upload(self, upload_id: str) -> dict[str, Any]:
-        """The upload with its parts, reconciled by the server with S3."""
-        return self.request_object("GET", f"uploads/{upload_id}/")
+    def get_upload(self, upload_id: str, *, session: str | None = None) -> dict[str, Any]:
+        """The upload with its parts, reconciled by the server with S3 (and `other_sessions`:
+        how many other live sessions work on it, when `session` names ours)."""
+        params = {"session": session} if session else None
+        return self.request_object("GET", f"uploads/{upload_id}/", params=params)
+
+    def sign(
+        self, upload_id: str, parts: Iterable[dict[str, Any]], *, session: str | None = None
+    ) -> dict[str, Any]:
+        """The whole sign answer: "parts" (signed), "leased" (held by another live session,
+        not signed) and "other_sessions"; an older server answers "parts" only."""
+        body = _with_session({"parts": list(parts)}, session)
+        return self.request_object("POST", f"uploads/{upload_id}/sign/", json=body)
 
     def sign_parts(self, upload_id: str, parts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        body = self.request_object(
-            "POST", f"uploads/{upload_id}/sign/", json={"parts": list(parts)}
-        )
-        signed: list[dict[str, Any]] = body["parts"]
+        """Presigned URLs for `parts` (no session: nothing is leased)."""
+        signed: list[dict[str, Any]] = self.sign(upload_id, parts)["parts"]
         return signed
 
     def report_parts(
-        self, upload_id: str, parts: Iterable[dict[str, Any]], *, best_effort: bool = False
+        self,
+        upload_id: str,
+        parts: Iterable[dict[str, Any]],
+        *,
+        best_effort: bool = False,
+        session: str | None = None,
     ) -> dict[str, Any]:
+        """Record uploaded parts; the answer is the upload's progress."""
         return self.request_object(
             "POST",
             f"uploads/{upload_id}/parts/",
-            json={"parts": list(parts)},
+            json=_with_session({"parts": list(parts)}, session),
             best_effort=best_effort,
         )
 
@@ -219,7 +234,8 @@ class PartwiseApi:
         """Complete the upload; repeating it answers the same completed upload.
 
         409 with status "completing" means another call is completing it right now (often our
-        own earlier call whose answer was lost): the server asks to try again shortly.
+        own earlier call whose answer was lost, or another session's): the server asks to try
+        again shortly.
         """
         attempt = 0
         while True:
@@ -233,6 +249,7 @@ class PartwiseApi:
             attempt += 1
 
     def abort_upload(self, upload_id: str) -> dict[str, Any]:
+        """Abort an unfinished upload: S3 drops its parts."""
         return self.request_object("DELETE", f"uploads/{upload_id}/")
 
     # --- tokens ----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """`partwise`: upload, resume, list and abort uploads on a Partwise server.
 
-    partwise upload FILE... [--server URL] [--token T]
+    partwise upload FILE|DIR... [--server URL] [--token T] [--again]
     partwise resume FILE
     partwise list [--status S]
     partwise abort ID
@@ -8,7 +8,11 @@
 
 The server and token also come from PARTWISE_SERVER and PARTWISE_TOKEN. Exit codes are listed
 in EXIT_CODES; Ctrl+C stops at once and loses nothing but the parts in flight (`resume`
-continues, from this machine or any other).
+continues, from this machine or any other). A file already uploaded (same fingerprint and
+bytes) is not uploaded again unless --again; a second `partwise upload` of a file being
+uploaded elsewhere joins that upload (the server hands each its own parts). A directory
+uploads the files directly in it (not its subdirectories, which are named and skipped).
+Sizes are in MiB everywhere (bar, summary, list).
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .api import AuthError, NotFound, PartwiseApi, PartwiseError
-from .transfer import FileMismatch, NothingToResume, Uploader
+from .api import PartwiseApi
+from .errors import AuthError, FileMismatch, NotFound, NothingToResume, PartwiseError
+from .planning import MiB
+from .retry import Backoff
+from .transfer import Uploader
 
 OK = 0
 FAILED = 1  # the server, S3 or the network said no (details on stderr)
@@ -43,6 +50,12 @@ EXIT_CODES = {
     INTERRUPTED: "interrupted; run `partwise resume FILE` to continue",
 }
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kKmMgG]?)$")
+# list, abort and login answer a person at a prompt: two quick retries, then say so (a server
+# that is down is refused at once, and CONNECT_TIMEOUT bounds one that does not answer).
+QUICK = Backoff(delays=(0.5, 1.0))
+BAR_FORMAT = (
+    "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} MiB [{elapsed}<{remaining}, {rate_fmt}]"
+)
 
 
 class UsageError(Exception):
@@ -84,10 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     upload = commands.add_parser(
         "upload", parents=[common, sending], help="upload files (resuming unfinished ones)"
     )
-    upload.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    upload.add_argument("files", nargs="+", type=Path, metavar="FILE|DIR")
     upload.add_argument("--part-size", type=byte_size, help="preferred part size (server's)")
     upload.add_argument(
         "--no-resume", action="store_true", help="always start new uploads, never resume"
+    )
+    upload.add_argument(
+        "--again",
+        action="store_true",
+        help="upload even a file that is already uploaded (default: say so and skip it)",
     )
     resume = commands.add_parser(
         "resume", parents=[common, sending], help="continue the unfinished upload of a file"
@@ -103,42 +121,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _api(args: argparse.Namespace, *, token_needed: bool = True) -> PartwiseApi:
+def _api(
+    args: argparse.Namespace, *, token_needed: bool = True, backoff: Backoff | None = None
+) -> PartwiseApi:
     if not args.server:
         raise UsageError("no server: pass --server URL or set PARTWISE_SERVER")
     if token_needed and not args.token:
         raise UsageError("no token: pass --token T or set PARTWISE_TOKEN (see `partwise login`)")
-    return PartwiseApi(args.server, args.token or None)
+    return PartwiseApi(args.server, args.token or None, backoff=backoff)
 
 
-def _human(size: int | None) -> str:
+def mib(size: int | None) -> str:
+    """A size in MiB, the one unit of the bar, the summary and the list."""
     if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(size)  # unreachable
+        return "? MiB"
+    value = size / MiB
+    return f"{value:,.1f} MiB" if value >= 0.1 or size == 0 else f"{value:.3f} MiB"
 
 
-def _send(args: argparse.Namespace, path: Path, resume: str) -> None:
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
-    api = _api(args)
+def files_of(paths: Sequence[Path]) -> list[Path]:
+    """The files to upload: each FILE, and the files directly inside each DIR (sorted); a
+    subdirectory is named on stderr and skipped, so nothing is left out silently."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            inside = sorted(path.iterdir())
+            for child in inside:
+                if child.is_dir():
+                    note = f"partwise: skipping {child}/ (directories are not recursed into)"
+                    print(note, file=sys.stderr)
+            found.extend(child for child in inside if child.is_file())
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise UsageError(f"{path}: no such file")
+    return found
+
+
+class Run:
+    """The file being worked on, for the message on Ctrl+C."""
+
+    current: Path | None = None
+
+
+def _send(args: argparse.Namespace, api: PartwiseApi, path: Path, resume: str) -> None:
+    Run.current = path
     total = path.stat().st_size
     with tqdm(
-        total=total,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
+        total=total / MiB,
+        unit="MiB",
+        bar_format=BAR_FORMAT,
         desc=path.name[:30],
         disable=args.quiet,
         dynamic_ncols=True,
     ) as bar:
 
         def progress(done: int, _total: int) -> None:
-            bar.update(done - bar.n)  # tqdm is thread-safe; callers hold the progress lock
+            bar.update(done / MiB - bar.n)  # tqdm is thread-safe; callers hold the progress lock
 
         uploader = Uploader(
             api,
@@ -147,47 +186,69 @@ def _send(args: argparse.Namespace, path: Path, resume: str) -> None:
             progress=progress,
             limit_rate=args.limit_rate,
             on_event=lambda message: tqdm.write(message, file=sys.stderr),
+            again=getattr(args, "again", True),
         )
         transfer = uploader.upload(path, resume=resume)
     upload = transfer.upload
-    print(
-        f"{path}: uploaded as {upload['id']} ({_human(upload['size'])}, "
-        f"{len(transfer.parts_sent)} parts sent, {transfer.parts_skipped} already there)"
-    )
+    if transfer.already_uploaded:
+        print(
+            f"{path}: already uploaded as {upload['id']} ({mib(upload['size'])}); nothing sent "
+            "(--again uploads it once more)"
+        )
+    else:
+        print(
+            f"{path}: uploaded as {upload['id']} ({mib(upload['size'])}, "
+            f"{len(transfer.parts_sent)} parts sent, {transfer.parts_skipped} already there)"
+        )
+    Run.current = None
 
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "upload":
-        for path in args.files:
-            _send(args, path, "never" if args.no_resume else "auto")
+        paths = files_of(args.files)
+        api = _api(args)
+        for path in paths:
+            _send(args, api, path, "never" if args.no_resume else "auto")
     elif args.command == "resume":
-        _send(args, args.file, "required")
+        if not args.file.is_file():
+            raise UsageError(f"{args.file}: no such file")
+        _send(args, _api(args), args.file, "required")
     elif args.command == "list":
-        uploads = _api(args).list_uploads(status=args.status)
+        uploads = _api(args, backoff=QUICK).list_uploads(status=args.status)
         for upload in uploads:
             percent = 100 * upload["bytes_uploaded"] // upload["size"] if upload["size"] else 100
             print(
                 f"{upload['id']}  {upload['status']:<10} {percent:>3}%  "
-                f"{_human(upload['size']):>10}  {upload['filename']}"
+                f"{mib(upload['size']):>12}  {upload['filename']}"
             )
     elif args.command == "abort":
-        upload = _api(args).abort_upload(args.upload_id)
+        upload = _api(args, backoff=QUICK).abort_upload(args.upload_id)
         print(f"{upload['id']}: {upload['status']}")
     elif args.command == "login":
         password = os.environ.get("PARTWISE_PASSWORD") or getpass.getpass()
-        print(_api(args, token_needed=False).login(args.username, password, name=args.name))
+        api = _api(args, token_needed=False, backoff=QUICK)
+        token = api.login(args.username, password, name=args.name)
+        if not token:
+            raise PartwiseError("the server answered no token", code="bad_response")
+        print(token)  # stdout holds the token only: `$(partwise login …)` takes nothing else
     return OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    Run.current = None
     try:
         return run(args)
     except KeyboardInterrupt:
-        print(
-            "\ninterrupted: the server keeps what was sent; `partwise resume FILE` continues",
-            file=sys.stderr,
-        )
+        where = Run.current
+        if where is not None:
+            print(
+                f"\ninterrupted: {where} is not finished; the server keeps what was sent, and "
+                f"`partwise resume {where}` continues",
+                file=sys.stderr,
+            )
+        else:
+            print("\ninterrupted", file=sys.stderr)
         return INTERRUPTED
     except UsageError as error:
         print(f"partwise: {error}", file=sys.stderr)

@@ -1,59 +1,64 @@
-"""The part loop: find or start the upload, send the missing parts in parallel, complete.
+"""The run: find or start the upload, send the missing parts in parallel, complete.
 
 All state lives on the server, so stopping at any moment (Ctrl+C, a crash, SIGKILL) loses at
-most the parts in flight, and `resume` from any machine sends only what S3 does not have.
-Memory is bounded by concurrency x part size: each worker reads, hashes and sends one part.
+most the parts in flight, and a later run from any machine sends only what S3 does not have.
+Memory is bounded by concurrency x READ_BLOCK: each sender streams one part.
+
+The requests of one run, on a server that offers them (the upload JSON has `limits`): one
+create that starts or resumes the upload and signs the parts hashed so far, a sign call per
+100 parts beyond those, a report per 64 finished parts, one complete. The parts go out in the
+modules named for their step: planning, hashing, signing (and the leases of other sessions),
+sending (with the retry policy of retry.py), reports.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import mimetypes
 import os
 import random
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from .api import Backoff, PartwiseApi, PartwiseError
+from .api import PartwiseApi, size_pool
+from .errors import FileMismatch, NothingToResume, PartRefused, PartwiseError
 from .fingerprint import fingerprint
+from .hashing import Checksums, hash_range, part_checksum
+from .planning import (
+    MAX_PARTS,
+    REPORT_BATCH,
+    REPORT_INTERVAL,
+    SIGN_BATCH,
+    Limits,
+    guess_part_size,
+    part_count,
+    part_range,
+)
+from .reports import Reports
+from .retry import Backoff
+from .sending import PartSender, Progress, ProgressCallback, RateLimit
+from .signing import SIGN_WAIT, Leased, Signer, new_session_id
 
-ProgressCallback = Callable[[int, int], None]  # (bytes_done, bytes_total), like oss2's
+__all__ = [
+    "FileMismatch",
+    "NothingToResume",
+    "PartRefused",
+    "Transfer",
+    "Uploader",
+    "part_checksum",
+    "upload_file",
+]
+
 RESUMABLE = "uploading"
-READ_BLOCK = 1024 * 1024  # bytes read from the file at a time, to hash or to send
-# Parts signed per call at most: the hasher runs far ahead of the network, so a GiB (128 parts
-# of 8 MiB) takes two sign calls. 100 stays within any server's UPLOADS_SIGN_BATCH_MAX (its
-# system check warns below 100). URLs that would expire before their turn are signed again,
-# in one call for all of them.
-SIGN_BATCH = 100
-MAX_SIGN_BATCH = 1000  # the API's limit per sign call
-SIGN_WAIT = 0.2  # seconds a sign call waits for the hasher to fill its batch
-EXPIRY_MARGIN = 60.0  # seconds before expires_at a URL is no longer handed out
-REPORT_BATCH = 32  # finished parts reported per call
-MAX_REPORT_BATCH = 1000
-REPORT_INTERVAL = 2.0  # seconds a finished part waits at most before it is reported
-
-
-class NothingToResume(PartwiseError):
-    """No unfinished upload has this file's fingerprint."""
-
-
-class FileMismatch(PartwiseError):
-    """An unfinished upload has this fingerprint, but its uploaded bytes are not this file's."""
-
-
-class PartRefused(PartwiseError):
-    """S3 refused a part for a reason retrying cannot fix (wrong length, checksum, signature)."""
+FINISHED = ("completing", "completed")
+# Answers meaning "this upload is no longer taking parts": often another session completed it.
+NOT_UPLOADING = frozenset({"upload_gone", "upload_conflict", "upload_not_uploading"})
 
 
 @dataclass
@@ -64,333 +69,21 @@ class Transfer:
     resumed: bool
     parts_sent: list[int] = field(default_factory=list)
     parts_skipped: int = 0
+    already_uploaded: bool = False  # the file was uploaded before: nothing sent, nothing made
+    other_sessions: int = 0  # the most other live sessions seen working on the upload
 
 
-def part_checksum(data: bytes) -> str:
-    """A part's SHA-256 as S3's x-amz-checksum-sha256 (base64 of the raw digest)."""
-    return base64.b64encode(hashlib.sha256(data).digest()).decode()
-
-
-def read_part(path: Path, upload: dict[str, Any], number: int) -> bytes:
-    start = (number - 1) * upload["part_size"]
-    length = min(upload["part_size"], upload["size"] - start)
-    with path.open("rb") as file:
-        file.seek(start)
-        data = file.read(length)
-    if len(data) != length:
-        raise FileMismatch(f"{path} is shorter than the upload says.", code="file_changed")
-    return data
-
-
-class _Progress:
-    """Thread-safe byte counter feeding the caller's callback; a failed attempt is taken back."""
-
-    def __init__(self, total: int, callback: ProgressCallback | None) -> None:
-        self.total = total
-        self.done = 0
-        self.callback = callback
-        self.lock = threading.Lock()
-
-    def add(self, amount: int) -> None:
-        with self.lock:
-            self.done += amount
-            if self.callback is not None:
-                self.callback(self.done, self.total)
-
-
-class _RateLimit:
-    """At most `rate` bytes per second over all parts (`--limit-rate`); None means no limit."""
-
-    def __init__(self, rate: float | None) -> None:
-        self.rate = rate
-        self.lock = threading.Lock()
-        self.start = time.monotonic()
-        self.sent = 0
-
-    def take(self, amount: int) -> None:
-        if not self.rate:
-            return
-        with self.lock:
-            self.sent += amount
-            due = self.start + self.sent / self.rate
-        delay = due - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-
-
-class _PartBody:
-    """A part read from the file block by block as a request body; reports progress, stops on
-    request.
-
-    requests sends a file-like body in blocks with the Content-Length it measures (len()),
-    which is what the presigned URL signed; only one block of the part is in memory at a time.
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        start: int,
-        length: int,
-        progress: _Progress,
-        limit: _RateLimit,
-        stop: threading.Event,
-    ) -> None:
-        self.file = path.open("rb")
-        self.file.seek(start)
-        self.length = length
-        self.position = 0
-        self.progress, self.limit, self.stop = progress, limit, stop
-        self.counted = 0
-
-    def __len__(self) -> int:
-        return self.length - self.position
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(lambda: self.read(READ_BLOCK), b"")
-
-    def tell(self) -> int:
-        return self.position
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self.stop.is_set():
-            raise KeyboardInterrupt
-        left = self.length - self.position
-        wanted = left if size is None or size < 0 else min(size, left)
-        chunk = self.file.read(wanted)
-        if len(chunk) != wanted:
-            raise FileMismatch(
-                f"{self.file.name} is shorter than the upload says.", code="file_changed"
-            )
-        if chunk:
-            self.position += len(chunk)
-            self.limit.take(len(chunk))
-            self.counted += len(chunk)
-            self.progress.add(len(chunk))
-        return chunk
-
-    def close(self) -> None:
-        self.file.close()
-
-    def uncount(self) -> None:
-        self.progress.add(-self.counted)
-        self.counted = 0
-
-
-def _part_range(upload: dict[str, Any], number: int) -> tuple[int, int]:
-    start = (number - 1) * upload["part_size"]
-    return start, max(0, min(upload["part_size"], upload["size"] - start))
-
-
-def _hash_part(path: Path, upload: dict[str, Any], number: int, stop: threading.Event) -> str:
-    """A part's checksum, read in blocks: hashing ahead holds no part in memory."""
-    start, length = _part_range(upload, number)
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        file.seek(start)
-        while length:
-            if stop.is_set():
-                raise KeyboardInterrupt
-            block = file.read(min(READ_BLOCK, length))
-            if not block:
-                raise FileMismatch(f"{path} is shorter than the upload says.", code="file_changed")
-            digest.update(block)
-            length -= len(block)
-    return base64.b64encode(digest.digest()).decode()
-
-
-class _Checksums:
-    """Hashes the parts to send, in order, in a thread of its own, ahead of the workers.
-
-    Only checksums are kept (44 bytes a part), so running far ahead costs no memory; it lets
-    one sign call cover many parts.
-    """
-
-    def __init__(
-        self, path: Path, upload: dict[str, Any], numbers: list[int], stop: threading.Event
-    ) -> None:
-        self.path, self.upload, self.numbers = path, upload, numbers
-        self.stop = stop
-        self.done: dict[int, str] = {}
-        self.error: BaseException | None = None
-        self.finished = False
-        self.changed = threading.Condition()
-        self.thread = threading.Thread(target=self._run, name="partwise-hash", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            for number in self.numbers:
-                checksum = _hash_part(self.path, self.upload, number, self.stop)
-                with self.changed:
-                    self.done[number] = checksum
-                    self.changed.notify_all()
-        except BaseException as error:  # handed to the worker waiting for this part
-            with self.changed:
-                self.error = error
-        finally:
-            with self.changed:
-                self.finished = True
-                self.changed.notify_all()
-
-    def wait_for(self, number: int, timeout: float | None = None) -> bool:
-        """Wait (at most `timeout`) until `number` is hashed; raise the hasher's error."""
-        with self.changed:
-            ready = self.changed.wait_for(
-                lambda: number in self.done or self.finished or self.stop.is_set(), timeout
-            )
-            if number in self.done:
-                return True
-            if self.error is not None:
-                raise self.error
-            if self.stop.is_set():
-                raise KeyboardInterrupt
-            if ready:
-                raise RuntimeError(f"part {number} was never hashed")
-            return False
-
-    def wake(self) -> None:
-        """Let workers waiting for a checksum see that the run stops."""
-        with self.changed:
-            self.changed.notify_all()
-
-    def join(self) -> None:
-        self.thread.join()
-
-
-class _Signer:
-    """Presigned URLs for the workers, signed many parts per call.
-
-    A worker asking for a part that has no fresh URL signs it together with the next parts
-    whose checksums are ready (up to `batch`), so most workers find their URL already there.
-    A URL close to its expires_at is signed again before use; S3's "Request has expired"
-    (clock skew, a stalled PUT) makes the worker ask again with refresh=True.
-    """
-
-    def __init__(self, api: PartwiseApi, upload_id: str, checksums: _Checksums, batch: int) -> None:
-        self.api, self.upload_id, self.checksums = api, upload_id, checksums
-        self.batch = max(1, min(batch, MAX_SIGN_BATCH))
-        self.order = {number: index for index, number in enumerate(checksums.numbers)}
-        self.signed: dict[int, tuple[dict[str, Any], float]] = {}  # number -> (part, fresh until)
-        # Parts whose URL a worker took: a later batch must not sign them again (workers ask
-        # in any order, so a batch starting lower can reach parts already taken).
-        self.taken: set[int] = set()
-        self.lock = threading.Lock()
-        self.calls = 0
-
-    def checksum(self, number: int) -> str:
-        self.checksums.wait_for(number)
-        return self.checksums.done[number]
-
-    def url_for(self, number: int, *, refresh: bool = False) -> dict[str, Any]:
-        self.checksums.wait_for(number)
-        with self.lock:
-            if refresh:
-                self.signed.pop(number, None)
-            self.taken.add(number)
-            cached = self.signed.get(number)
-            if cached is not None and time.monotonic() < cached[1]:
-                return self.signed.pop(number)[0]  # each URL is used once; a retry re-signs
-            self._sign_from(number)
-            return self.signed.pop(number)[0]
-
-    def _sign_from(self, number: int) -> None:
-        numbers = self.checksums.numbers
-        wanted = min(self.batch, len(numbers) - self.order[number])
-        # Give the hasher a moment to get `wanted` parts ahead: one call instead of several.
-        last = numbers[self.order[number] + wanted - 1]
-        self.checksums.wait_for(last, timeout=SIGN_WAIT)
-        now = time.monotonic()
-        batch = [number]
-        for following in numbers[self.order[number] + 1 :]:
-            if len(batch) >= self.batch or following not in self.checksums.done:
-                break
-            if following in self.taken:
-                continue
-            cached = self.signed.get(following)
-            if cached is None or now >= cached[1]:
-                batch.append(following)
-        parts = [{"number": n, "checksum": self.checksums.done[n]} for n in batch]
-        self.calls += 1
-        signed_at, wall = time.monotonic(), time.time()
-        for part in self.api.sign_parts(self.upload_id, parts):
-            self.signed[part["number"]] = (part, signed_at + _fresh_for(part, wall))
-
-
-def _fresh_for(part: dict[str, Any], wall_now: float) -> float:
-    """Seconds a signed URL can be used without risking expiry in flight.
-
-    Measured against our own clock: when the clocks disagree so much that the URL looks
-    expired already, it is used anyway and S3's answer decides (a 403 re-signs it).
-    """
-    try:
-        expires = datetime.fromisoformat(part["expires_at"]).timestamp()
-    except (KeyError, TypeError, ValueError):
-        return float("inf")
-    left = expires - wall_now
-    if left <= 0:
-        return float("inf")
-    return left - min(EXPIRY_MARGIN, left / 4)
-
-
-class _Reports:
-    """Finished parts, reported in batches: the first at once, then `batch` at a time or after
-    `interval` seconds.
-
-    flush() reports everything pending; the run flushes before complete, and once more (best
-    effort) on the way out after an error or Ctrl+C. A part never reported is not lost: the
-    server reconciles with S3, but other sessions see progress late.
-    """
-
-    def __init__(self, api: PartwiseApi, upload_id: str, *, batch: int, interval: float) -> None:
-        self.api, self.upload_id = api, upload_id
-        self.batch, self.interval = max(1, batch), interval
-        self.pending: list[dict[str, Any]] = []
-        self.oldest = 0.0
-        self.lock = threading.Lock()
-        self.calls = 0
-
-    def add(self, part: dict[str, Any]) -> None:
-        with self.lock:
-            if not self.pending:
-                self.oldest = time.monotonic()
-            self.pending.append(part)
-
-    def due(self) -> bool:
-        with self.lock:
-            # The first finished part goes at once: other sessions see the upload move.
-            return bool(self.pending) and (
-                not self.calls
-                or len(self.pending) >= self.batch
-                or time.monotonic() - self.oldest >= self.interval
-            )
-
-    def flush(self, *, best_effort: bool = False) -> None:
-        with self.lock:
-            parts, self.pending = self.pending, []
-        if not parts:
-            return
-        try:
-            while parts:
-                chunk = parts[:MAX_REPORT_BATCH]
-                self.calls += 1
-                self.api.report_parts(self.upload_id, chunk, best_effort=best_effort)
-                del parts[: len(chunk)]
-        except BaseException:
-            with self.lock:  # not reported yet: keep them for the next flush
-                self.pending[:0] = parts
-                self.oldest = time.monotonic()
-            raise
-
-
-def _expired(response: requests.Response) -> bool:
-    """S3's answer to a presigned URL used too late: sign again and retry."""
-    return response.status_code == 403 and "expired" in response.text.lower()
+def _held(upload: dict[str, Any]) -> dict[int, int]:
+    """Part number -> size of the parts the server (reconciled with S3) holds."""
+    return {p["number"]: p.get("size") or 0 for p in upload.get("parts") or [] if p.get("etag")}
 
 
 class Uploader:
-    """Uploads one file through a PartwiseApi; see `upload_file` for the options."""
+    """Uploads files through a PartwiseApi; see `upload_file` for the options.
+
+    again: upload even when the same file (fingerprint and bytes) is uploaded already; False
+    answers the earlier upload instead (one more look-up per file).
+    """
 
     def __init__(
         self,
@@ -406,12 +99,14 @@ class Uploader:
         sign_batch: int = SIGN_BATCH,
         report_batch: int = REPORT_BATCH,
         report_interval: float = REPORT_INTERVAL,
+        lease_poll: float | None = None,
+        again: bool = True,
     ) -> None:
         self.api = api
         self.concurrency = max(1, concurrency)
         self.part_size = part_size
         self.progress_callback = progress
-        self.limit = _RateLimit(limit_rate)
+        self.limit = RateLimit(limit_rate)
         self.backoff = backoff or api.backoff
         self.proof_parts = proof_parts
         self.on_event = on_event or (lambda message: None)
@@ -419,27 +114,35 @@ class Uploader:
         self.sign_batch = sign_batch
         self.report_batch = report_batch
         self.report_interval = report_interval
+        self.lease_poll = lease_poll
+        self.again = again
+        self.server_part_size: int | None = None  # learnt from the last upload the server planned
+        self.session_id = new_session_id()
+        self.others = 0
         self.sign_calls = self.report_calls = 0  # of the last run, for tests and benchmarks
+        if self.concurrency + 4 > 16 and hasattr(api.session, "mount"):
+            size_pool(api.session, self.concurrency + 4)  # a connection per sender, and spare
 
-    # --- finding an upload to resume -------------------------------------------------------
-    def find_resumable(self, path: Path) -> dict[str, Any] | None:
+    # --- finding uploads of this file --------------------------------------------------------
+    def _candidates(self, path: Path, *, status: str = "") -> list[dict[str, Any]]:
+        size = path.stat().st_size
+        return [
+            upload
+            for upload in self.api.list_uploads(status=status, fingerprint=fingerprint(path))
+            if upload["size"] == size and upload["filename"] == path.name and upload["part_size"]
+        ]
+
+    def find_resumable(self, path: Path, *, exclude: str = "") -> dict[str, Any] | None:
         """The unfinished upload of this file, proven by its bytes; None when there is none.
 
         Raises FileMismatch when uploads with this fingerprint exist but none holds this
         file's bytes (a different file with the same name, size, date and edges).
         """
-        size = path.stat().st_size
-        candidates = [
-            upload
-            for upload in self.api.list_uploads(status=RESUMABLE, fingerprint=fingerprint(path))
-            if upload["size"] == size
-            and upload["filename"] == path.name
-            and upload["part_size"]
-            and upload["checksum_algorithm"] == "SHA256"
-        ]
         refused = []
-        for candidate in candidates:
-            upload = self.api.get_upload(candidate["id"])
+        for candidate in self._candidates(path, status=RESUMABLE):
+            if candidate["checksum_algorithm"] != "SHA256" or candidate["id"] == exclude:
+                continue
+            upload = self.api.get_upload(candidate["id"], session=self.session_id)
             if self.holds_same_bytes(path, upload):
                 return upload
             refused.append(candidate["id"])
@@ -451,17 +154,14 @@ class Uploader:
             )
         return None
 
-    def find_finished(self, path: Path) -> dict[str, Any] | None:
+    def find_finished(
+        self, path: Path, candidates: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any] | None:
         """The upload of this file whose completion started (completing or completed), proven
-        by its bytes; None when there is none."""
-        size = path.stat().st_size
-        for candidate in self.api.list_uploads(fingerprint=fingerprint(path)):
-            if (
-                candidate["status"] in ("completing", "completed")
-                and candidate["size"] == size
-                and candidate["filename"] == path.name
-                and candidate["part_size"]
-            ):
+        by its bytes; None when there is none. `candidates`: the fingerprint's uploads, when
+        listed already."""
+        for candidate in self._candidates(path) if candidates is None else candidates:
+            if candidate["status"] in FINISHED:
                 upload = self.api.get_upload(candidate["id"])
                 if self.holds_same_bytes(path, upload):
                     return upload
@@ -469,174 +169,362 @@ class Uploader:
 
     def holds_same_bytes(self, path: Path, upload: dict[str, Any]) -> bool:
         """Hash uploaded parts of the local file and compare with the server's checksums."""
-        uploaded = [part for part in upload["parts"] if part["etag"] and part["checksum"]]
+        uploaded = [p for p in upload.get("parts") or [] if p.get("etag") and p.get("checksum")]
+        size = path.stat().st_size
         for part in random.sample(uploaded, min(self.proof_parts, len(uploaded))):
-            try:
-                data = read_part(path, upload, part["number"])
-            except FileMismatch:
+            start, end = part_range(upload["size"], upload["part_size"], part["number"])
+            if end > size:
                 return False
-            if part_checksum(data) != part["checksum"]:
+            if hash_range(path, start, end - start) != part["checksum"]:
                 return False
         return True
 
     # --- the run ---------------------------------------------------------------------------
-    def upload(self, path: str | os.PathLike[str], *, resume: str = "auto") -> Transfer:
+    def upload(
+        self, path: str | os.PathLike[str], *, resume: str = "auto", again: bool | None = None
+    ) -> Transfer:
         """Upload `path`. resume: "auto" (resume when found), "never", or "required"."""
         path = Path(path)
-        size = path.stat().st_size
-        upload = None
-        if resume != "never":
-            try:
-                upload = self.find_resumable(path)
-            except FileMismatch as mismatch:
-                if resume == "required":
-                    raise
-                # Another file looks like this one: leave its upload alone, start afresh.
-                self.on_event(f"{mismatch.detail} Starting a new upload.")
-        if upload is None and resume == "required":
-            finished = self.find_finished(path)
-            if finished is None:
-                raise NothingToResume(
-                    f"No unfinished upload of {path} was found.", code="nothing_to_resume"
+        self.session_id, self.others = new_session_id(), 0
+        self.sign_calls = self.report_calls = 0
+        again = self.again if again is None else again
+        if resume == "required":
+            upload = self._find_to_resume(path)
+            if isinstance(upload, Transfer):
+                return upload
+            return self._run(path, upload, resumed=True)
+        if not again:
+            listed = self._candidates(path)
+            finished = self.find_finished(path, listed)
+            if resume == "auto" and not self._may_resume(path, listed):
+                resume = "never"  # say so, and do not let the create call resume it
+            if finished is not None:
+                self.on_event(f"{path.name} is already uploaded as {finished['id']}.")
+                if finished["status"] != "completed":
+                    finished = self.api.complete_upload(finished["id"])
+                return Transfer(
+                    upload=finished,
+                    resumed=False,
+                    parts_skipped=finished["part_count"],
+                    already_uploaded=True,
                 )
-            # A run stopped while completing (killed, or its answer lost): finish or report it.
-            self.on_event(f"Upload {finished['id']} of {path.name} is {finished['status']}.")
-            return Transfer(
-                upload=self.api.complete_upload(finished["id"]),
-                resumed=True,
-                parts_skipped=finished["part_count"],
-            )
-        resumed = upload is not None
-        if upload is None:
-            fields: dict[str, Any] = {
-                "filename": path.name,
-                "size": size,
-                "content_type": mimetypes.guess_type(path.name)[0] or "",
-                "checksum_algorithm": "SHA256",
-                "fingerprint": fingerprint(path),
-                "client_token": uuid.uuid4().hex,
-            }
-            if self.part_size:
-                fields["part_size"] = self.part_size
-            upload = self.api.create_upload(**fields)
-        done = {part["number"] for part in upload["parts"] if part["etag"]}
-        todo = [n for n in range(1, upload["part_count"] + 1) if n not in done]
-        already = sum(part["size"] or 0 for part in upload["parts"] if part["etag"])
-        if resumed:
-            self.on_event(
-                f"Resuming upload {upload['id']}: {len(done)} of {upload['part_count']} parts "
-                f"already uploaded, sending {len(todo)}."
-            )
-        else:
-            self.on_event(f"Started upload {upload['id']} ({upload['part_count']} parts).")
-        progress = _Progress(size, self.progress_callback)
-        progress.add(already)
-        transfer = Transfer(upload=upload, resumed=resumed, parts_skipped=len(done))
-        self._send_parts(path, upload, todo, progress, transfer)
-        transfer.upload = self.api.complete_upload(upload["id"])
-        return transfer
+        size = path.stat().st_size
+        guessed = guess_part_size(size, self.part_size or self.server_part_size)
+        checksums = self._hasher(path, size, guessed)
+        try:
+            upload, first = self._start(path, size, checksums, resume=resume)
+        except BaseException:
+            checksums.cancel()
+            raise
+        if upload["part_size"] != guessed:
+            checksums.cancel()  # the server cut the file otherwise: hash its parts instead
+            checksums, first = self._hasher(path, size, upload["part_size"]), None
+        elif not self.part_size and upload["part_count"] < MAX_PARTS // 2:
+            self.server_part_size = upload["part_size"]
+        resumed = bool(upload.get("resumed"))
+        return self._run(path, upload, resumed=resumed, checksums=checksums, first=first)
 
-    def _send_parts(
+    def _may_resume(self, path: Path, listed: list[dict[str, Any]]) -> bool:
+        """Whether an unfinished upload among `listed` (if any) holds this file's bytes.
+
+        Known before the create call, so that call does not resume, and sign parts of, an
+        upload of another file that looks like this one (its leases would hold up the real
+        file's resume for session_idle seconds).
+        """
+        unfinished = [u for u in listed if u["status"] == RESUMABLE]
+        for candidate in unfinished:
+            if self.holds_same_bytes(path, self.api.get_upload(candidate["id"])):
+                return True
+        if unfinished:
+            self.on_event(
+                f"{path} is not the file of the unfinished upload "
+                f"{', '.join(u['id'] for u in unfinished)}: an uploaded part's SHA-256 differs. "
+                "Starting a new upload."
+            )
+        return not unfinished
+
+    def _hasher(
+        self, path: Path, size: int, part_size: int, numbers: list[int] | None = None
+    ) -> Checksums:
+        """Hash `numbers` (every part by default) in order, from now on."""
+        if numbers is None:
+            numbers = list(range(1, part_count(size, part_size) + 1))
+        return Checksums(
+            path, size=size, part_size=part_size, numbers=numbers, stop=self.stop
+        ).start()
+
+    def _find_to_resume(self, path: Path) -> dict[str, Any] | Transfer:
+        upload = self.find_resumable(path)
+        if upload is not None:
+            return upload
+        finished = self.find_finished(path)
+        if finished is None:
+            raise NothingToResume(
+                f"No unfinished upload of {path} was found.", code="nothing_to_resume"
+            )
+        # A run stopped while completing (killed, or its answer lost): finish or report it.
+        self.on_event(f"Upload {finished['id']} of {path.name} is {finished['status']}.")
+        return Transfer(
+            upload=self.api.complete_upload(finished["id"]),
+            resumed=True,
+            parts_skipped=finished["part_count"],
+        )
+
+    def _start(
+        self, path: Path, size: int, checksums: Checksums, *, resume: str
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Start or resume the upload in one call that also signs the parts hashed so far.
+
+        Answers the upload and the create call's sign answer ("signed", "leased").
+        """
+        wanted = checksums.numbers[: max(1, min(self.sign_batch, len(checksums.numbers)))]
+        # The first parts to send are hashed while nothing else can happen yet; a short wait
+        # lets the create call sign many of them.
+        checksums.wait_for(wanted[min(self.concurrency, len(wanted)) - 1], timeout=None)
+        checksums.wait_for(wanted[-1], timeout=SIGN_WAIT)
+        fields: dict[str, Any] = {
+            "filename": path.name,
+            "size": size,
+            "content_type": mimetypes.guess_type(path.name)[0] or "",
+            "checksum_algorithm": "SHA256",
+            "fingerprint": fingerprint(path),
+            "client_token": uuid.uuid4().hex,
+            "session": self.session_id,
+            "sign": {"parts": checksums.ready(wanted)},
+        }
+        if self.part_size:
+            fields["part_size"] = self.part_size
+        if resume == "auto":
+            fields["resume"] = True
+        try:
+            upload = self.api.create_upload(**fields)
+        except PartwiseError as error:
+            if error.http_status != 400:
+                raise
+            # A server allowing fewer parts per call than our first batch (its limits are in
+            # the answer we did not get): the same create, without the batch.
+            del fields["sign"]
+            upload = self.api.create_upload(**fields)
+        if "limits" not in upload:  # a server from before start-or-resume and first batches
+            return self._resume_on_an_older_server(path, upload, resume=resume), None
+        if upload.get("resumed") and not self.holds_same_bytes(path, upload):
+            # Another file looks like this one: leave its upload alone, start afresh.
+            self.on_event(
+                f"{path} is not the file of the unfinished upload {upload['id']}: an uploaded "
+                "part's SHA-256 differs. Starting a new upload."
+            )
+            del fields["resume"]
+            fields["client_token"] = uuid.uuid4().hex
+            upload = self.api.create_upload(**fields)
+        return upload, upload
+
+    def _resume_on_an_older_server(
+        self, path: Path, created: dict[str, Any], *, resume: str
+    ) -> dict[str, Any]:
+        if resume != "auto":
+            return created
+        try:
+            found = self.find_resumable(path, exclude=created["id"])
+        except FileMismatch as mismatch:
+            self.on_event(f"{mismatch.detail} Starting a new upload.")
+            return created
+        if found is None:
+            return created
+        with contextlib.suppress(PartwiseError, requests.RequestException):
+            self.api.abort_upload(created["id"])  # made before we could know: not needed
+        return {**found, "resumed": True}
+
+    def _run(
         self,
         path: Path,
         upload: dict[str, Any],
-        numbers: list[int],
-        progress: _Progress,
+        *,
+        resumed: bool,
+        checksums: Checksums | None = None,
+        first: dict[str, Any] | None = None,
+    ) -> Transfer:
+        size = path.stat().st_size
+        held = _held(upload)
+        todo = [n for n in range(1, upload["part_count"] + 1) if n not in held]
+        if checksums is None:
+            checksums = self._hasher(path, size, upload["part_size"], todo)
+        checksums.skip(held)
+        if resumed:
+            self.on_event(
+                f"Resuming upload {upload['id']} of {path.name}: {len(held)} of "
+                f"{upload['part_count']} parts already uploaded, sending {len(todo)}."
+            )
+        else:
+            self.on_event(
+                f"Started upload {upload['id']} of {path.name} ({upload['part_count']} parts)."
+            )
+        self._sessions(upload.get("other_sessions"))
+        progress = Progress(size, self.progress_callback)
+        progress.add(sum(held.values()))
+        transfer = Transfer(upload=upload, resumed=resumed, parts_skipped=len(held))
+        limits = Limits.of(upload, sign_batch=self.sign_batch, report_batch=self.report_batch)
+        reports = Reports(
+            self.api,
+            upload["id"],
+            batch=limits.report_batch,
+            interval=self.report_interval,
+            session=self.session_id,
+            on_sessions=self._sessions,
+        )
+        try:
+            sending = (checksums, todo, progress, transfer, reports, limits, first)
+            self._send_all(path, upload, *sending)
+            transfer.upload = self.api.complete_upload(upload["id"])
+        except PartwiseError as error:
+            if error.code not in NOT_UPLOADING and error.http_status not in (409, 410):
+                raise
+            # Another session may have completed it while we were sending: then all is well.
+            current = self.api.get_upload(upload["id"])
+            if current["status"] not in FINISHED:
+                raise
+            transfer.upload = self.api.complete_upload(upload["id"])
+        finally:
+            self.stop_hasher(checksums)
+            self.report_calls = reports.calls
+        transfer.other_sessions = max(transfer.other_sessions, self.others)
+        return transfer
+
+    def stop_hasher(self, checksums: Checksums) -> None:
+        checksums.cancelled.set()
+        checksums.wake()
+        checksums.join()
+
+    def _sessions(self, others: object) -> None:
+        """Note how many other live sessions work on the upload; say so when it changes."""
+        if not isinstance(others, int) or others == self.others:
+            return
+        if others > 0:
+            self.on_event(
+                f"Also uploading in {others} other session{'s' if others > 1 else ''}: "
+                "sharing the parts."
+            )
+        self.others = others
+
+    def _send_all(
+        self,
+        path: Path,
+        upload: dict[str, Any],
+        checksums: Checksums,
+        todo: list[int],
+        progress: Progress,
         transfer: Transfer,
+        reports: Reports,
+        limits: Limits,
+        first: dict[str, Any] | None,
     ) -> None:
+        """Send `todo`; parts another live session holds are left to it and waited for."""
+        pending, said = todo, False
+        while pending:
+            leased = self._send_round(
+                path, upload, checksums, pending, progress, transfer, reports, limits, first
+            )
+            first = None
+            if not leased:
+                return
+            if not said:
+                self.on_event(
+                    f"{len(leased)} parts of {path.name} are being sent by another session; "
+                    "waiting for them."
+                )
+                said = True
+            pending = self._wait_for_others(upload, leased, limits, progress)
+
+    def _wait_for_others(
+        self, upload: dict[str, Any], leased: list[int], limits: Limits, progress: Progress
+    ) -> list[int]:
+        """Poll until another session sent some of `leased`, or went silent (its leases lapse
+        after session_idle seconds: then they are ours to send). The parts still missing."""
+        poll = self.lease_poll or max(0.5, min(limits.session_idle / 3, 10.0))
+        counted: set[int] = set()
+        while True:
+            if self.stop.wait(poll):
+                raise KeyboardInterrupt
+            current = self.api.get_upload(upload["id"], session=self.session_id)
+            self._sessions(current.get("other_sessions"))
+            if current["status"] != RESUMABLE:
+                return []  # completed (or completing) by the other: complete answers it
+            held = _held(current)
+            for number in set(leased) & held.keys() - counted:
+                progress.add(held[number])  # the other session's bytes count for the file
+                counted.add(number)
+            left = [n for n in leased if n not in held]
+            if len(left) < len(leased) or not current.get("other_sessions"):
+                return left
+
+    def _send_round(
+        self,
+        path: Path,
+        upload: dict[str, Any],
+        checksums: Checksums,
+        numbers: list[int],
+        progress: Progress,
+        transfer: Transfer,
+        reports: Reports,
+        limits: Limits,
+        first: dict[str, Any] | None,
+    ) -> list[int]:
         """Send `numbers` with `concurrency` workers; every finished part is reported on return.
 
-        Parts are hashed ahead in one thread and signed in batches; workers stream each part
-        from the file, so file bytes in memory stay under concurrency x READ_BLOCK.
+        Answers the parts another live session holds (not sent).
         """
-        if not numbers:
-            return
-        checksums = _Checksums(path, upload, numbers, self.stop)
-        signer = _Signer(self.api, upload["id"], checksums, self.sign_batch)
-        reports = _Reports(
-            self.api, upload["id"], batch=self.report_batch, interval=self.report_interval
+        signer = Signer(
+            self.api,
+            upload["id"],
+            checksums,
+            numbers,
+            batch=limits.sign_batch,
+            session=self.session_id,
+            on_sessions=self._sessions,
         )
+        if first is not None:
+            signer.add(first, key="signed")
+        sender = PartSender(
+            self.api,
+            path=path,
+            size=upload["size"],
+            part_size=upload["part_size"],
+            progress=progress,
+            limit=self.limit,
+            backoff=self.backoff,
+        )
+        leased: list[int] = []
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="partwise-part")
-        checksums.start()
         try:
-            futures = [
-                pool.submit(self._send_part, path, upload, n, progress, signer, reports)
-                for n in numbers
-            ]
-            pending: set[Future[int]] = set(futures)
+            pending: set[Future[int]] = {
+                pool.submit(sender.send, n, signer, reports) for n in numbers
+            }
             while pending:
                 # A short timeout keeps the main thread responsive to Ctrl+C and reports fresh.
                 finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    transfer.parts_sent.append(future.result())  # re-raises a part's error
+                    try:
+                        transfer.parts_sent.append(future.result())  # re-raises a part's error
+                    except Leased as held:
+                        leased.append(held.number)
                 if reports.due():
                     reports.flush()
             reports.flush()  # everything, before the caller completes the upload
-        except BaseException:
+        except BaseException as error:
             self.stop.set()  # workers stop at their next block; nothing half-done is recorded
             checksums.wake()
             pool.shutdown(wait=True, cancel_futures=True)
             # Parts S3 has: tell the server on the way out, else it finds them when it reconciles.
             with contextlib.suppress(PartwiseError, requests.RequestException):
                 reports.flush(best_effort=True)
+            if not isinstance(error, KeyboardInterrupt):
+                # The workers are gone; the caller may still ask the server why (another
+                # session completed the upload?), which a set stop would refuse.
+                self.stop.clear()
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-            checksums.join()
-            self.sign_calls, self.report_calls = signer.calls, reports.calls
-
-    def _send_part(
-        self,
-        path: Path,
-        upload: dict[str, Any],
-        number: int,
-        progress: _Progress,
-        signer: _Signer,
-        reports: _Reports,
-    ) -> int:
-        if self.stop.is_set():
-            raise KeyboardInterrupt
-        start, length = _part_range(upload, number)
-        attempt = 0
-        while True:
-            # Every retry gets a fresh URL: the old one may be what S3 refused (expired).
-            signed = signer.url_for(number, refresh=attempt > 0)
-            body = _PartBody(path, start, length, progress, self.limit, self.stop)
-            try:
-                response = self.api.session.request(
-                    signed["method"],
-                    signed["url"],
-                    # An empty stream would go out chunked, without the signed Content-Length 0.
-                    data=body if length else b"",
-                    headers=signed["headers"],
-                    timeout=self.api.timeout,
-                )
-            except (requests.ConnectionError, requests.Timeout) as error:
-                body.uncount()
-                if attempt + 1 >= self.backoff.attempts:
-                    raise PartwiseError(
-                        f"Part {number} could not be sent: {error}", code="unreachable"
-                    ) from error
-            else:
-                if response.ok:
-                    etag = response.headers.get("ETag", "")
-                    reports.add(
-                        {"number": number, "etag": etag, "checksum": signer.checksum(number)}
-                    )
-                    return number
-                body.uncount()
-                retryable = response.status_code >= 500 or response.status_code == 429
-                if not (retryable or _expired(response)) or attempt + 1 >= self.backoff.attempts:
-                    raise PartRefused(
-                        f"S3 refused part {number} with HTTP {response.status_code}: "
-                        f"{response.text[:300]}",
-                        code="part_refused",
-                        http_status=response.status_code,
-                    )
-            finally:
-                body.close()
-            time.sleep(self.backoff.delay(attempt))
-            attempt += 1
+            self.sign_calls += signer.calls
+        return sorted(leased)
 
 
 def upload_file(
@@ -654,8 +542,9 @@ def upload_file(
 
     `progress(bytes_done, bytes_total)` is called from worker threads as bytes leave. With
     resume="auto" an unfinished upload of the same file (same fingerprint, and an uploaded
-    part's SHA-256 matching) is continued; "required" raises NothingToResume when there is
-    none; "never" always starts a new upload.
+    part's SHA-256 matching) is continued, also while another session is sending it (the two
+    share the parts); "required" raises NothingToResume when there is none; "never" always
+    starts a new upload.
     """
     api = PartwiseApi(server, token)
     uploader = Uploader(

@@ -45,9 +45,9 @@ pytestmark = pytest.mark.timeout(180)
 MiB = 1024 * 1024
 PART = 5 * MiB  # S3's smallest part: the least data that still makes several parts
 PARTWISE = shutil.which("partwise", path=str(Path(sys.executable).parent)) or "partwise"
-# Patient and quick: retries come fast (at most 1 s apart), and enough of them (~18 s on average)
-# to outlast a restart of Django or SeaweedFS.
-PATIENT = Backoff(attempts=40, base=0.1, cap=1.0)
+# Patient and quick: retries come fast (at most 1 s apart), and enough of them (18 to 36 s of
+# waiting over 39 retries) to outlast a restart of Django or SeaweedFS.
+PATIENT = Backoff(delays=(0.1, 0.2, 0.4, 0.8) + (1.0,) * 35)
 
 
 # --- fixtures ---------------------------------------------------------------------------------

@@ -1,0 +1,433 @@
+"""FakePartwise: the Partwise REST API in memory, and S3's answers to part PUTs, for the Python
+client's unit tests.
+
+It speaks the API's JSON, not Python calls: it replaces `PartwiseApi.request`, so the client's
+own api.py builds every body and reads every answer. Each (operation, status, request body,
+answer) is kept in `exchanges`, and tests/unit/test_client_vectors.py checks them against the
+OpenAPI schema, so the fake cannot drift from the server it stands for. Sessions and leases
+follow the contract (README, "Sessions"): a part signed by a session that signed or reported
+within `session_idle` seconds is not signed for another one.
+
+Several clients can share one fake: `connect()` answers another client (its own stop event,
+as another process would have) over the same state.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from partwise_client.api import PartwiseApi, error_from
+from partwise_client.retry import Backoff
+
+SERVER = "http://partwise.test"
+MiB = 1024 * 1024
+NO_WAIT = Backoff.none(retries=2)
+S3_BODIES = {
+    400: ("InvalidArgument", "Part number must be an integer between 1 and 10000"),
+    403: ("AccessDenied", "Request has expired"),
+    404: ("NoSuchUpload", "The specified multipart upload does not exist."),
+    500: ("InternalError", "We encountered an internal error. Please try again."),
+    503: ("SlowDown", "Please reduce your request rate."),
+}
+
+
+def s3_error(status: int) -> str:
+    """S3's XML error body for `status` (plain text where S3 answers none)."""
+    if status not in S3_BODIES:
+        return f"HTTP {status}"
+    code, message = S3_BODIES[status]
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    )
+
+
+def iso(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).isoformat().replace("+00:00", "Z")
+
+
+class FakeHttpResponse:
+    """What `requests` answers, as far as api.error_from and the part sender read it."""
+
+    def __init__(self, status: int = 200, body: Any = None, text: str = "", etag: str = ""):
+        self.status_code, self._body, self.text = status, body, text
+        self.ok = status < 400
+        self.url = SERVER
+        self.headers = {"ETag": etag} if etag else {}
+        self.content = b"x" if body is not None or text else b""
+
+    def json(self) -> Any:
+        if self._body is None:
+            raise ValueError("no JSON")
+        return self._body
+
+
+class Refused(Exception):
+    def __init__(self, http_status: int, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.body = http_status, {"code": code, "detail": detail, **extra}
+
+
+@dataclass
+class State:
+    """Everything the fake server holds, shared by every connected client."""
+
+    part_size: int = MiB
+    url_lifetime: float = 900.0  # seconds, like UPLOADS_URL_EXPIRY
+    session_idle: float = 30.0
+    sign_batch_max: int = 1000
+    report_batch_max: int = 1000
+    offers_limits: bool = True  # False: a server from before limits, sessions, start-or-resume
+    uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sessions: dict[str, float] = field(default_factory=dict)  # session -> last sign/report
+    leases: dict[tuple[str, int], str] = field(default_factory=dict)  # (upload, part) -> session
+    tokens: dict[str, str] = field(default_factory=dict)  # token -> password of "alice"
+    now: Callable[[], float] = time.monotonic
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    # what happened, for the tests
+    puts: list[int] = field(default_factory=list)
+    put_sessions: list[tuple[str, int]] = field(default_factory=list)
+    signed: list[int] = field(default_factory=list)
+    sign_calls: list[list[int]] = field(default_factory=list)
+    report_calls: list[tuple[list[int], bool]] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    events: list[tuple[str, Any]] = field(default_factory=list)
+    calls: list[tuple[str, str]] = field(default_factory=list)  # (method, operation)
+    exchanges: list[dict[str, Any]] = field(default_factory=list)
+    put_answers: list[int | tuple[int, str]] = field(default_factory=list)
+    put_delay: float = 0.0
+    put_gate: threading.Event | None = None  # PUTs wait for it when set
+    expired_puts: int = 0
+    hooks: dict[str, list[Callable[..., None]]] = field(default_factory=dict)
+
+
+class FakeS3Session:
+    """The `requests.Session` the client sends parts with: answers PUTs to the fake's URLs."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    def request(self, method, url, data=None, headers=None, timeout=None):
+        state = self.state
+        # Read in blocks, as urllib3 does, so the fake holds no whole part either.
+        digest, md5 = hashlib.sha256(), hashlib.md5()  # noqa: S324 (S3's ETag)
+        for block in iter(lambda: data.read(64 * 1024), b"") if data else ():
+            digest.update(block)
+            md5.update(block)
+        if state.put_gate is not None:
+            state.put_gate.wait(timeout=30)
+        time.sleep(state.put_delay)
+        query = parse_qs(urlsplit(url).query)
+        upload_id, number = urlsplit(url).path.strip("/").split("/")
+        with state.lock:
+            answer = state.put_answers.pop(0) if state.put_answers else 200
+            status, body = answer if isinstance(answer, tuple) else (answer, s3_error(answer))
+            if status == 200 and time.time() > float(query["expires"][0]):
+                state.expired_puts += 1
+                status, body = 403, s3_error(403)
+            if status == 200 and state.uploads[upload_id]["status"] != "uploading":
+                status, body = 404, s3_error(404)
+        if status != 200:
+            return FakeHttpResponse(status, text=body)
+        assert headers["x-amz-checksum-sha256"] == base64.b64encode(digest.digest()).decode()
+        with state.lock:
+            state.puts.append(int(number))
+            state.put_sessions.append((query.get("session", [""])[0], int(number)))
+            state.uploads[upload_id]["stored"][int(number)] = {
+                "etag": f'"{md5.hexdigest()}"',
+                "checksum": headers["x-amz-checksum-sha256"],
+            }
+        return FakeHttpResponse(etag=f'"{md5.hexdigest()}"')
+
+
+class FakePartwise(PartwiseApi):
+    """One client's connection to the fake server."""
+
+    def __init__(self, part_size: int = MiB, *, state: State | None = None, **options: Any):
+        self.state = state or State(part_size=part_size, **options)
+        super().__init__(SERVER, "t", session=FakeS3Session(self.state), backoff=NO_WAIT)
+        self.sleep = lambda seconds: None
+
+    def connect(self) -> FakePartwise:
+        """Another client (another process, another machine) of the same server."""
+        return FakePartwise(state=self.state)
+
+    def __getattr__(self, name: str) -> Any:  # the state's records read as the fake's own
+        if name == "state":
+            raise AttributeError(name)
+        return getattr(self.state, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:  # and are set as the fake's own
+        if name != "state" and name in State.__dataclass_fields__:
+            setattr(self.state, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    # --- seeding ---------------------------------------------------------------------------
+    def add(self, upload_id, size, parts=None, fingerprint="", filename="f.bin", part_size=None):
+        """An upload that exists already; `parts` ({number, etag, checksum, size}) S3 holds."""
+        state = self.state
+        part_size = part_size or state.part_size
+        count = max(1, -(-size // part_size))
+        created = time.time()
+        state.uploads[upload_id] = {
+            "id": upload_id, "status": "uploading", "filename": filename, "size": size,
+            "content_type": "", "key": f"uploads/{upload_id}/{filename}",
+            "part_size": part_size, "part_count": count, "checksum_algorithm": "SHA256",
+            "fingerprint": fingerprint, "created_at": iso(created), "updated_at": iso(created),
+            "expires_at": iso(created + 86400), "completed_at": None, "etag": "",
+            "checksum": "", "failure_reason": "",
+            "stored": {p["number"]: {"etag": p["etag"], "checksum": p.get("checksum", "")}
+                       for p in parts or []},
+            "recorded": set(), "client_token": None, "order": len(state.uploads),
+        }  # fmt: skip
+        return state.uploads[upload_id]
+
+    def lease(self, upload_id: str, numbers, *, session: str, idle_for: float = 0.0) -> None:
+        """Another session signed `numbers`, and was last heard of `idle_for` seconds ago."""
+        with self.state.lock:
+            self.state.sessions[session] = self.state.now() - idle_for
+            for number in numbers:
+                self.state.leases[(upload_id, number)] = session
+
+    def store(self, upload_id: str, data: bytes, numbers, *, session: str = "") -> None:
+        """Parts of `data` S3 took from another client (and that client reported)."""
+        state = self.state
+        with state.lock:
+            upload = state.uploads[upload_id]
+            for number in numbers:
+                chunk = data[(number - 1) * upload["part_size"] : number * upload["part_size"]]
+                upload["stored"][number] = {
+                    "etag": f'"{hashlib.md5(chunk).hexdigest()}"',  # noqa: S324
+                    "checksum": base64.b64encode(hashlib.sha256(chunk).digest()).decode(),
+                }
+                upload["recorded"].add(number)
+            if session:
+                state.sessions[session] = state.now()
+
+    def on(self, operation: str, hook: Callable[..., None]) -> None:
+        """Call `hook(fake, body)` after each answer to `operation` (e.g. "detail")."""
+        self.state.hooks.setdefault(operation, []).append(hook)
+
+    # --- the HTTP layer --------------------------------------------------------------------
+    def request(self, method: str, path: str, *, best_effort: bool = False, **kwargs: Any) -> Any:
+        if self.stop.is_set() and not best_effort:
+            raise KeyboardInterrupt
+        path, _, query = path.partition("?")
+        params = dict(kwargs.get("params") or {})
+        params.update({k: v[0] for k, v in parse_qs(query).items()})
+        body = kwargs.get("json")
+        operation, upload_id = self._route(method, path.strip("/").split("/"))
+        state = self.state
+        with state.lock:
+            state.calls.append((method, operation))
+            if operation == "report":
+                state.report_calls.append(([p["number"] for p in body["parts"]], best_effort))
+            try:
+                status, answer = getattr(self, f"_{operation}")(upload_id, body, params)
+            except Refused as refused:
+                status, answer = refused.status, refused.body
+            state.exchanges.append(
+                {"method": method, "operation": operation, "status": status,
+                 "request": body, "answer": answer, "best_effort": best_effort}
+            )  # fmt: skip
+        for hook in state.hooks.get(operation, []):
+            hook(self, answer)
+        if status >= 400:
+            raise error_from(FakeHttpResponse(status, answer))  # type: ignore[arg-type]
+        return answer
+
+    @staticmethod
+    def _route(method: str, segments: list[str]) -> tuple[str, str]:
+        if segments == ["auth", "token"]:
+            return "login", ""
+        if segments == ["uploads"]:
+            return ("create" if method == "POST" else "list"), ""
+        upload_id = segments[1]
+        if len(segments) == 2:
+            return ("abort" if method == "DELETE" else "detail"), upload_id
+        return {"sign": "sign", "parts": "report", "complete": "complete"}[segments[2]], upload_id
+
+    # --- the server's rules ----------------------------------------------------------------
+    def _upload(self, upload_id: str) -> dict[str, Any]:
+        if upload_id not in self.state.uploads:
+            raise Refused(404, "not_found", "No such upload.")
+        return self.state.uploads[upload_id]
+
+    def _active(self, session: str) -> bool:
+        seen = self.state.sessions.get(session)
+        return seen is not None and self.state.now() - seen < self.state.session_idle
+
+    def _touch(self, session: str | None) -> None:
+        if session:
+            self.state.sessions[session] = self.state.now()
+
+    def _others(self, upload: dict[str, Any], session: str | None) -> int:
+        holders = {s for (u, _), s in self.state.leases.items() if u == upload["id"]}
+        return sum(1 for s in holders if s != session and self._active(s))
+
+    def _json(self, upload: dict[str, Any], *, parts: bool = True) -> dict[str, Any]:
+        stored = upload["stored"]
+        shown = {k: v for k, v in upload.items()
+                 if k not in {"stored", "recorded", "client_token", "order"}}  # fmt: skip
+        sizes = {n: self._size(upload, n) for n in stored}
+        shown["bytes_uploaded"] = sum(sizes.values())
+        shown["parts_uploaded"] = len(stored)
+        if self.state.offers_limits:
+            shown["limits"] = {
+                "sign_batch_max": self.state.sign_batch_max,
+                "report_batch_max": self.state.report_batch_max,
+                "url_expires_in": int(self.state.url_lifetime),
+                "session_idle": int(self.state.session_idle),
+            }
+        if parts:
+            shown["parts"] = [
+                {"number": n, "size": sizes[n], "etag": p["etag"], "checksum": p["checksum"]}
+                for n, p in sorted(stored.items())
+            ]
+        return shown
+
+    @staticmethod
+    def _size(upload: dict[str, Any], number: int) -> int:
+        start = (number - 1) * upload["part_size"]
+        return max(0, min(upload["part_size"], upload["size"] - start))
+
+    def _create(self, _: str, body: dict[str, Any], params: dict[str, Any]):
+        state = self.state
+        session = body.get("session") if state.offers_limits else None
+        first_batch = (body.get("sign") or {}).get("parts", [])
+        if state.offers_limits and len(first_batch) > state.sign_batch_max:
+            raise Refused(400, "invalid", "Too many parts.", errors={"parts": ["Too many parts."]})
+        self._touch(session)
+        for upload in state.uploads.values():
+            if body.get("client_token") and upload["client_token"] == body["client_token"]:
+                return 200, self._json(upload)
+        found = None
+        if state.offers_limits and body.get("resume"):
+            same = [u for u in state.uploads.values() if u["status"] == "uploading"
+                    and (u["fingerprint"], u["size"], u["filename"])
+                    == (body["fingerprint"], body["size"], body["filename"])]  # fmt: skip
+            found = max(same, key=lambda u: u["order"], default=None)
+        upload = found
+        if upload is None:
+            upload_id = f"new-{len(state.uploads)}"
+            upload = self.add(
+                upload_id,
+                body["size"],
+                fingerprint=body.get("fingerprint", "x"),
+                filename=body["filename"],
+                part_size=body.get("part_size"),
+            )
+            upload["client_token"] = body.get("client_token")
+            state.created.append(upload_id)
+        answer = self._json(upload)
+        if state.offers_limits and "resume" in body:
+            answer["resumed"] = found is not None
+        if state.offers_limits and body.get("sign"):
+            wanted = [p for p in body["sign"]["parts"] if p["number"] not in upload["stored"]]
+            answer["signed"], answer["leased"] = self._sign_parts(upload, wanted, session)
+        if state.offers_limits and ("resume" in body or body.get("sign")):
+            answer["other_sessions"] = self._others(upload, session)
+        return (200 if found is not None else 201), answer
+
+    def _list(self, _: str, body: Any, params: dict[str, Any]):
+        found = [self._json(u, parts=False) for u in sorted(
+            self.state.uploads.values(), key=lambda u: -u["order"])
+            if (not params.get("fingerprint") or u["fingerprint"] == params["fingerprint"])
+            and (not params.get("status") or u["status"] == params["status"])]  # fmt: skip
+        return 200, {"next": None, "previous": None, "results": found}
+
+    def _detail(self, upload_id: str, body: Any, params: dict[str, Any]):
+        upload = self._upload(upload_id)
+        answer = self._json(upload)
+        if self.state.offers_limits:
+            answer["other_sessions"] = self._others(upload, params.get("session"))
+        return 200, answer
+
+    def _sign_parts(self, upload, parts, session):
+        state = self.state
+        signed, leased = [], []
+        expires = time.time() + state.url_lifetime
+        for part in parts:
+            number = part["number"]
+            holder = state.leases.get((upload["id"], number))
+            if session and holder and holder != session and self._active(holder):
+                leased.append(number)
+                continue
+            if session:
+                state.leases[(upload["id"], number)] = session
+            state.signed.append(number)
+            signed.append({
+                "number": number, "method": "PUT",
+                "url": f"https://s3.test/{upload['id']}/{number}?expires={expires}"
+                       f"&session={session or ''}",
+                "headers": {"x-amz-checksum-sha256": part["checksum"]},
+                "size": self._size(upload, number), "expires_at": iso(expires),
+            })  # fmt: skip
+        return signed, leased
+
+    def _sign(self, upload_id: str, body: dict[str, Any], params: dict[str, Any]):
+        upload = self._upload(upload_id)
+        if upload["status"] != "uploading":
+            raise Refused(409, "upload_conflict", "Not uploading.", status=upload["status"])
+        if len(body["parts"]) > self.state.sign_batch_max:
+            raise Refused(400, "invalid", "Too many parts.", errors={"parts": ["Too many parts."]})
+        session = body.get("session") if self.state.offers_limits else None
+        self._touch(session)
+        signed, leased = self._sign_parts(upload, body["parts"], session)
+        self.state.sign_calls.append([p["number"] for p in body["parts"]])
+        answer: dict[str, Any] = {"parts": signed}
+        if self.state.offers_limits:
+            answer["leased"], answer["other_sessions"] = leased, self._others(upload, session)
+        return 200, answer
+
+    def _report(self, upload_id: str, body: dict[str, Any], params: dict[str, Any]):
+        state = self.state
+        upload = self._upload(upload_id)
+        if len(body["parts"]) > state.report_batch_max:
+            raise Refused(400, "invalid", "Too many parts.", errors={"parts": ["Too many parts."]})
+        session = body.get("session") if state.offers_limits else None
+        self._touch(session)
+        numbers = [p["number"] for p in body["parts"]]
+        upload["recorded"].update(numbers)
+        state.events.append(("report", numbers))
+        answer = self._json(upload, parts=False)
+        if state.offers_limits:
+            answer["other_sessions"] = self._others(upload, session)
+        return 200, answer
+
+    def _complete(self, upload_id: str, body: Any, params: dict[str, Any]):
+        upload = self._upload(upload_id)
+        if upload["status"] == "completed":
+            return 200, self._json(upload)
+        missing = [n for n in range(1, upload["part_count"] + 1) if n not in upload["stored"]]
+        if missing:
+            raise Refused(409, "part_missing", "Parts are missing.", missing_parts=missing)
+        upload["status"], upload["completed_at"] = "completed", iso(time.time())
+        self.state.completed.append(upload_id)
+        self.state.events.append(("complete", upload_id))
+        return 200, self._json(upload)
+
+    def _abort(self, upload_id: str, body: Any, params: dict[str, Any]):
+        upload = self._upload(upload_id)
+        upload["status"] = "aborted"
+        return 200, self._json(upload, parts=False)
+
+    def _login(self, _: str, body: dict[str, Any], params: dict[str, Any]):
+        if body.get("password") != "right":
+            raise Refused(401, "invalid_credentials", "Wrong username or password.")
+        now = iso(time.time())
+        return 201, {
+            "id": "3f2504e0-4f89-11d3-9a0c-0305e82c3301", "name": body.get("name", ""),
+            "prefix": "pw_new", "created_at": now, "last_used_at": None, "current": False,
+            "token": "pw_new_secret",
+        }  # fmt: skip
