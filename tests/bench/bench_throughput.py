@@ -24,6 +24,7 @@ the server's memory does not grow with the file.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -72,15 +73,51 @@ RAW_PUTS = """async ([urls, partSize, concurrency]) => {
 # The scripts are imported from blob: URLs, not served through Playwright's request routing:
 # once a context routes any URL, Chromium hands every request to Playwright first, and uploads
 # then crawl (31 MiB/s against 180-280 MiB/s for the same XHR PUTs without it, on this VM).
-LOAD_SCRIPTS = """async ([clientCode, uppyCode]) => {
+# client.js is an entry over ES modules (frontend/client/*.js): each module gets a blob: URL
+# and the relative specifiers that name it are rewritten to it, dependencies first.
+# runPartwise answers, besides the upload, the client's `partwise:*` performance measures
+# (count and total ms per name: where the browser's time goes) and the page's peak JS heap.
+LOAD_SCRIPTS = r"""async ([modules, uppyCode]) => {
   const load = (code) =>
     import(URL.createObjectURL(new Blob([code], { type: "text/javascript" })));
-  const { upload } = await load(clientCode);
+  const urls = {};
+  const resolve = (from, spec) => {
+    const parts = from.split("/").slice(0, -1);
+    for (const piece of spec.split("/")) {
+      if (piece === "..") parts.pop();
+      else if (piece !== ".") parts.push(piece);
+    }
+    return parts.join("/");
+  };
+  const urlOf = (path) => {
+    if (urls[path]) return urls[path];
+    const code = modules[path].replace(/(from\s*|import\s*\()\s*"(\.{1,2}\/[^"]+)"/g,
+      (_, head, spec) => `${head}"${urlOf(resolve(path, spec))}"`);
+    urls[path] = URL.createObjectURL(new Blob([code], { type: "text/javascript" }));
+    return urls[path];
+  };
+  const { upload } = await import(urlOf("client.js"));
   window.runPartwise = async ({ token, ...options }) => {
     const file = document.getElementById("file").files[0];
+    performance.clearMeasures();
+    let heap = performance.memory?.usedJSHeapSize ?? 0;
+    const sampler = setInterval(() => {
+      heap = Math.max(heap, performance.memory?.usedJSHeapSize ?? 0);
+    }, 100);
     const handle = upload(file, { ...options, headers: { Authorization: `Token ${token}` } });
-    const done = await handle.promise;
-    return { status: done.status, id: done.id, size: done.size };
+    try {
+      const done = await handle.promise;
+      const breakdown = {};
+      for (const entry of performance.getEntriesByType("measure")) {
+        if (!entry.name.startsWith("partwise:")) continue;
+        const item = (breakdown[entry.name.slice(9)] ??= { count: 0, ms: 0 });
+        item.count++;
+        item.ms += entry.duration;
+      }
+      return { status: done.status, id: done.id, size: done.size, breakdown, heap };
+    } finally {
+      clearInterval(sampler);
+    }
   };
   await load(uppyCode);
   window.partwiseReady = true;
@@ -221,6 +258,7 @@ class Bench:
                 "concurrency": self.args.concurrency,
                 "partSize": self.args.part_size,
                 **({"signBatchSize": self.args.sign_batch} if self.args.sign_batch else {}),
+                **json.loads(self.args.browser_options),
             },
         )
         seconds = time.perf_counter() - started
@@ -228,7 +266,20 @@ class Bench:
         if outcome["status"] != "completed":
             raise RuntimeError(f"browser upload ended {outcome['status']}")
         self.check_uploads()
+        self.print_breakdown(outcome, seconds)
         return seconds
+
+    def print_breakdown(self, outcome: dict, seconds: float) -> None:
+        """Where the browser client's time went: summed spans (they overlap: parts run in
+        parallel, so a sum is busy time across the pool, not wall time) and the peak JS heap."""
+        spans = ", ".join(
+            f"{name} x{item['count']} {item['ms'] / 1000:.1f}s"
+            for name, item in sorted(outcome.get("breakdown", {}).items())
+        )
+        print(
+            f"  browser {seconds:.1f}s wall; spans: {spans or 'none'}; "
+            f"peak JS heap {outcome.get('heap', 0) / MiB:.0f} MiB"
+        )
 
     def xhr(self) -> float | None:
         key = "bench/xhr.bin"
@@ -311,7 +362,11 @@ class Bench:
                     }
                 ]
             )
-            self._scripts = [(ROOT / "frontend" / "client.js").read_text(), self.uppy_bundle()]
+            frontend = ROOT / "frontend"
+            modules = {"client.js": (frontend / "client.js").read_text()}
+            for path in sorted((frontend / "client").glob("*.js")):
+                modules[f"client/{path.name}"] = path.read_text()
+            self._scripts = [modules, self.uppy_bundle()]
         page = self._context.new_page()
         page.on("pageerror", lambda error: print(f"  page error: {error}"))
         # A real loopback response first: Chromium places a document it did not get from an
@@ -399,6 +454,11 @@ def main() -> None:
     parser.add_argument("--clients", default="boto3,boto3-sha256,curl,cli,browser,xhr,uppy")
     parser.add_argument("--repeat", type=int, default=1, help="rounds over all clients")
     parser.add_argument("--sign-batch", type=int, default=0, help="browser signBatchSize")
+    parser.add_argument(
+        "--browser-options",
+        default="{}",
+        help='more client.js options as JSON, e.g. \'{"hashAhead": "buffer", "lookahead": 8}\'',
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="where the file goes")
     args = parser.parse_args()
     clients = args.clients.split(",")

@@ -1,0 +1,122 @@
+/**
+ * The part hasher: each part's SHA-256, computed once, and the bytes read for it kept (in a
+ * bounded number of buffers) so that the PUT sends them without reading the file again.
+ * No network here; the handle decides which parts to hash, keep, send and drop.
+ */
+import { partRange, sha256OfBytes } from "./fingerprint.js";
+import { Slots } from "./queues.js";
+import { traced } from "./trace.js";
+
+export class PartHasher {
+  /**
+   * `buffers`: most parts whose bytes are kept at once. A part hashed without keeping its
+   * bytes (to give a sign call its checksum ahead of the buffers) takes one more slot of its
+   * own while it is read; the handle counts that slot in its memory bound.
+   */
+  constructor(file, { buffers }) {
+    this.file = file;
+    this.partSize = null; // the part size the checksums are for
+    this.slots = new Slots(buffers);
+    this._transient = new Slots(1);
+    this._checksums = new Map(); // part number -> base64 SHA-256 (the file does not change)
+    this._buffers = new Map(); // part number -> the bytes read for hashing, kept to be sent
+    this._hashing = new Map(); // part number -> promise of its checksum, while being hashed
+    this._waiters = new Set(); // callers of whenChanged()
+  }
+
+  /** Start over for `partSize` when the plan is not the one the checksums were made for. */
+  use(partSize) {
+    if (this.partSize === partSize) return;
+    this.partSize = partSize;
+    this._checksums.clear();
+    this.dropAll();
+  }
+
+  /** Whether a buffer is free now. */
+  get room() {
+    return this.slots.used < this.slots.limit;
+  }
+
+  has(number) {
+    return this._checksums.has(number);
+  }
+
+  /** Whether part `number` is hashed or being hashed. */
+  started(number) {
+    return this._checksums.has(number) || this._hashing.has(number);
+  }
+
+  checksum(number) {
+    return this._checksums.get(number);
+  }
+
+  /** The bytes kept for part `number`, if any. */
+  bytes(number) {
+    return this._buffers.get(number);
+  }
+
+  /**
+   * The part's SHA-256, computed once (concurrent callers share the same hashing). The bytes
+   * read are kept for the PUT when `keep` (they hold a buffer until sent or dropped).
+   */
+  hash(number, signal, keep = true) {
+    if (this._checksums.has(number)) return Promise.resolve(this._checksums.get(number));
+    let hashing = this._hashing.get(number);
+    if (!hashing) {
+      const partSize = this.partSize;
+      const [start, end] = partRange(number, partSize, this.file.size);
+      const slots = keep ? this.slots : this._transient;
+      hashing = (async () => {
+        await slots.acquire(signal);
+        let kept = false;
+        try {
+          const bytes = await traced("read", () => this.file.slice(start, end).arrayBuffer());
+          const checksum = await traced("hash", () => sha256OfBytes(bytes));
+          if (this.partSize !== partSize) return checksum; // the plan changed meanwhile
+          this._checksums.set(number, checksum);
+          if (keep && !signal?.aborted) {
+            this._buffers.set(number, bytes);
+            kept = true;
+          }
+          return checksum;
+        } finally {
+          if (!kept) slots.release();
+        }
+      })().finally(() => this._hashing.delete(number));
+      this._hashing.set(number, hashing);
+    }
+    return hashing;
+  }
+
+  /** Drop the bytes kept for part `number` (sent, or not ours to send). */
+  drop(number) {
+    if (!this._buffers.delete(number)) return;
+    this.slots.release();
+    this.changed();
+  }
+
+  dropAll() {
+    for (const number of [...this._buffers.keys()]) this.drop(number);
+  }
+
+  /** Wake whoever waits in whenChanged(): a part was sent, a buffer freed, a sign call made. */
+  changed() {
+    for (const wake of [...this._waiters]) wake();
+    this._waiters.clear();
+  }
+
+  whenChanged(signal) {
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this._waiters.delete(wake);
+        reject(signal.reason);
+      };
+      const wake = () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      };
+      this._waiters.add(wake);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+}

@@ -1,0 +1,390 @@
+// The test doubles of the JS client's tests: an in-memory Partwise server plus S3
+// (FakePartwise), reachable through the client's injectable `fetch` and `putPart`, and small
+// helpers. Not a test file itself: client.test.js and schema.test.js import it; schema.test.js
+// holds the fake's answers (and the client's requests) to the server's OpenAPI schema.
+import assert from "node:assert/strict";
+import { createHash, randomUUID } from "node:crypto";
+
+export const sha256 = (bytes) => createHash("sha256").update(bytes).digest("base64");
+
+export function bytesOf(size, seed = 1) {
+  const bytes = new Uint8Array(size);
+  let state = seed * 2654435761;
+  for (let i = 0; i < size; i++) {
+    state = (state * 1103515245 + 12345) >>> 0;
+    bytes[i] = state >>> 24;
+  }
+  return bytes;
+}
+
+export function makeFile(size, { name = "data.bin", seed = 1, lastModified = 1700000000000, bytes } = {}) {
+  return new File([bytes ?? bytesOf(size, seed)], name, { lastModified, type: "application/octet-stream" });
+}
+
+export function deferred() {
+  let resolve;
+  let reject;
+  const promise = new Promise((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+export const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+// Waits by wall-clock time, not by a count of turns: WebCrypto digests run on libuv's thread
+// pool, so on a loaded machine they can take many more event-loop turns than usual.
+export async function until(predicate, what = "condition", timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (predicate()) return;
+    await tick();
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+export const json = (status, body) =>
+  new Response(body === undefined ? "" : JSON.stringify(body), {
+    status,
+    headers: { "Content-Type": "application/json" },
+  });
+
+/**
+ * An in-memory Partwise server plus S3, reachable through `fetch` and `putPart`. It keeps the
+ * shared contract of issue 12: `limits` in every upload JSON, sessions (a part signed by a
+ * session active within `sessionIdleMs` is leased to it), start-or-resume create with `sign`,
+ * `leased` and `other_sessions` in the answers.
+ */
+export class FakePartwise {
+  constructor({ partSize = 16, urlExpiryMs = 900_000, signBatchMax = 1000, reportBatchMax = 1000, sessionIdleMs = 30_000 } = {}) {
+    this.partSize = partSize;
+    this.urlExpiryMs = urlExpiryMs;
+    this.limits = { sign_batch_max: signBatchMax, report_batch_max: reportBatchMax };
+    this.sessionIdleMs = sessionIdleMs;
+    this.clock = 1_000_000;
+    this.uploads = new Map();
+    this.calls = []; // every API call: { method, path, body }
+    this.puts = []; // every part PUT attempt: { uploadId, number, size }
+    this.inFlight = 0;
+    this.maxInFlight = 0;
+    this.apiFaults = []; // { method, path (RegExp), answers: [status | "network" | Response-like] }
+    this.putHook = null; // (put) => undefined | { status, body, etag } | "network" | Promise
+    this.fetch = this.fetch.bind(this);
+    this.putPart = this.putPart.bind(this);
+  }
+
+  now = () => this.clock;
+
+  options(extra = {}) {
+    return {
+      fetch: this.fetch,
+      putPart: this.putPart,
+      now: this.now,
+      csrfToken: "token-123",
+      retryDelays: [100, 200, 400],
+      sleep: async (ms) => {
+        this.sleeps.push(ms);
+        await tick();
+      },
+      random: () => 0.5,
+      ...extra,
+    };
+  }
+
+  sleeps = [];
+
+  seed(file, { id = randomUUID(), fingerprint, uploaded = [], bytes, partSize = this.partSize } = {}) {
+    const partCount = Math.max(1, Math.ceil(file.size / partSize));
+    const record = {
+      id,
+      status: "uploading",
+      filename: file.name,
+      size: file.size,
+      content_type: file.type,
+      key: `uploads/${id}/${file.name}`,
+      part_size: partSize,
+      part_count: partCount,
+      checksum_algorithm: "SHA256",
+      fingerprint,
+      client_token: null,
+      parts: new Map(),
+      s3: new Map(),
+      sessions: new Map(), // session -> last time it signed or reported
+      leases: new Map(), // part number -> session that signed it
+      created_at: new Date(this.clock).toISOString(),
+    };
+    for (const number of uploaded) {
+      const slice = bytes.subarray((number - 1) * partSize, Math.min(number * partSize, file.size));
+      const checksum = sha256(slice);
+      record.s3.set(number, { bytes: slice, etag: `etag-${number}`, checksum });
+      record.parts.set(number, { number, size: slice.length, etag: `etag-${number}`, checksum });
+    }
+    this.uploads.set(id, record);
+    return record;
+  }
+
+  /** Sessions active on `record` now, other than `session`. */
+  otherSessions(record, session) {
+    let others = 0;
+    for (const [name, seen] of record.sessions) {
+      if (name !== session && this.clock - seen <= this.sessionIdleMs) others++;
+    }
+    return others;
+  }
+
+  touch(record, session) {
+    if (session) record.sessions.set(session, this.clock);
+  }
+
+  /** The session holding a lease on part `number` of `record`, if it is another live one. */
+  leasedToOther(record, number, session) {
+    const holder = record.leases.get(number);
+    if (!holder || holder === session || record.s3.has(number)) return false;
+    return this.clock - (record.sessions.get(holder) ?? -Infinity) <= this.sessionIdleMs;
+  }
+
+  reconcile(record) {
+    for (const [number, stored] of record.s3) {
+      const known = record.parts.get(number) ?? { number, size: stored.bytes.length, checksum: stored.checksum };
+      record.parts.set(number, { ...known, etag: stored.etag });
+    }
+  }
+
+  /** Sign `parts` for `session`: those leased to another live session are left out. */
+  signParts(record, parts, session) {
+    const signed = [];
+    const leased = [];
+    for (const { number, checksum } of parts) {
+      if (session && this.leasedToOther(record, number, session)) {
+        leased.push(number);
+        continue;
+      }
+      if (session) record.leases.set(number, session);
+      record.parts.set(number, { ...(record.parts.get(number) ?? { number, etag: "" }), checksum, size: this.sizeOf(record, number) });
+      const expires = this.clock + this.urlExpiryMs;
+      signed.push({
+        number,
+        url: `https://s3.test/${record.id}/${number}?expires=${expires}`,
+        method: "PUT",
+        headers: { "x-amz-checksum-sha256": checksum },
+        size: this.sizeOf(record, number),
+        expires_at: new Date(expires).toISOString(),
+      });
+    }
+    return { signed, leased };
+  }
+
+  serialize(record, withParts = false) {
+    const uploaded = [...record.parts.values()].filter((part) => part.etag);
+    const body = {
+      id: record.id,
+      status: record.status,
+      filename: record.filename,
+      size: record.size,
+      content_type: record.content_type,
+      key: record.key,
+      part_size: record.part_size,
+      part_count: record.part_count,
+      checksum_algorithm: record.checksum_algorithm,
+      fingerprint: record.fingerprint,
+      bytes_uploaded: uploaded.reduce((sum, part) => sum + part.size, 0),
+      parts_uploaded: uploaded.length,
+      created_at: record.created_at,
+      updated_at: new Date(this.clock).toISOString(),
+      expires_at: new Date(this.clock + 7 * 86_400_000).toISOString(),
+      completed_at: record.object ? new Date(this.clock).toISOString() : null,
+      failure_reason: "",
+      etag: record.object ? "object-etag" : "",
+      checksum: record.object ? sha256(record.object) : "",
+      limits: { ...this.limits, url_expires_in: this.urlExpiryMs / 1000, session_idle: this.sessionIdleMs / 1000 },
+    };
+    if (withParts) {
+      body.parts = [...record.parts.values()].sort((a, b) => a.number - b.number);
+    }
+    return body;
+  }
+
+  async fetch(url, init = {}) {
+    const parsed = new URL(url, "http://partwise.test");
+    const method = init.method ?? "GET";
+    const body = init.body ? JSON.parse(init.body) : undefined;
+    const path = parsed.pathname;
+    this.calls.push({ method, path, body, query: Object.fromEntries(parsed.searchParams), headers: init.headers });
+    for (const fault of this.apiFaults) {
+      if (fault.method === method && fault.path.test(path) && fault.answers.length) {
+        const answer = fault.answers.shift();
+        if (answer === "network") throw new TypeError("fetch failed");
+        if (typeof answer === "object") return json(answer.status, answer.body);
+        return json(answer, { code: `fault_${answer}`, detail: `Fault ${answer}.` });
+      }
+    }
+    if (method !== "GET" && init.headers?.["X-CSRFToken"] !== "token-123") {
+      return json(403, { code: "csrf_failed", detail: "CSRF Failed." });
+    }
+    const match = path.match(/^\/api\/uploads\/(?:([0-9a-f-]+)\/(?:(sign|parts|complete)\/)?)?$/);
+    if (!match) return json(404, { code: "not_found", detail: "Not found." });
+    const [, id, action] = match;
+    if (!id && method === "GET") {
+      const results = [...this.uploads.values()]
+        .filter((record) => !parsed.searchParams.get("status") || record.status === parsed.searchParams.get("status"))
+        .filter((record) => !parsed.searchParams.has("fingerprint") || record.fingerprint === parsed.searchParams.get("fingerprint"))
+        .reverse()
+        .map((record) => this.serialize(record));
+      return json(200, { next: null, previous: null, results });
+    }
+    if (!id && method === "POST") return this.create(body);
+    const record = this.uploads.get(id);
+    if (!record) return json(404, { code: "not_found", detail: "Not found." });
+    if (!action && method === "GET") {
+      // Like upload_status: the detail is reconciled with what S3 holds, reported or not.
+      this.reconcile(record);
+      const session = parsed.searchParams.get("session");
+      return json(200, { ...this.serialize(record, true), other_sessions: this.otherSessions(record, session) });
+    }
+    if (!action && method === "DELETE") {
+      if (record.status === "completed") return json(409, { code: "upload_conflict", detail: "Completed." });
+      record.status = "aborted";
+      record.s3.clear();
+      return json(200, this.serialize(record));
+    }
+    if (record.status !== "uploading") {
+      return json(409, { code: "upload_conflict", detail: `The upload is ${record.status}.` });
+    }
+    if (action === "sign") {
+      if (body.parts.length > this.limits.sign_batch_max) return json(400, { code: "invalid_input", detail: "Too many parts." });
+      const { signed, leased } = this.signParts(record, body.parts, body.session);
+      this.touch(record, body.session);
+      return json(200, { parts: signed, leased, other_sessions: this.otherSessions(record, body.session) });
+    }
+    if (action === "parts") {
+      if (body.parts.length > this.limits.report_batch_max) return json(400, { code: "invalid_input", detail: "Too many parts." });
+      for (const part of body.parts) {
+        record.parts.set(part.number, { ...record.parts.get(part.number), number: part.number, etag: part.etag });
+      }
+      this.touch(record, body.session);
+      return json(200, { ...this.serialize(record), other_sessions: this.otherSessions(record, body.session) });
+    }
+    if (action === "complete") {
+      const missing = [];
+      for (let number = 1; number <= record.part_count; number++) {
+        if (!record.s3.has(number)) missing.push(number);
+      }
+      if (missing.length) {
+        return json(409, { code: "part_missing", detail: "Parts are missing.", missing_parts: missing });
+      }
+      const chunks = [];
+      for (let number = 1; number <= record.part_count; number++) chunks.push(record.s3.get(number).bytes);
+      record.object = Buffer.concat(chunks);
+      record.status = "completed";
+      return json(200, this.serialize(record, true));
+    }
+    return json(405, { code: "method_not_allowed", detail: "No." });
+  }
+
+  create(body) {
+    const answer = (status, record, resumed) => {
+      this.reconcile(record);
+      const extra = {};
+      if (body.resume) extra.resumed = resumed;
+      if (body.sign) {
+        const wanted = body.sign.parts.filter(({ number }) => !record.s3.has(number));
+        const { signed, leased } = this.signParts(record, wanted, body.session);
+        Object.assign(extra, { signed, leased });
+      }
+      this.touch(record, body.session);
+      extra.other_sessions = this.otherSessions(record, body.session);
+      return json(status, { ...this.serialize(record, true), ...extra });
+    };
+    for (const record of this.uploads.values()) {
+      if (body.client_token && record.client_token === body.client_token) return answer(200, record, false);
+    }
+    if (body.resume) {
+      const candidates = [...this.uploads.values()].reverse().filter(
+        (record) =>
+          record.status === "uploading" &&
+          record.fingerprint === body.fingerprint &&
+          record.size === body.size &&
+          record.filename === body.filename,
+      );
+      if (candidates.length) return answer(200, candidates[0], true);
+    }
+    const partSize = body.part_size ?? this.partSize;
+    const file = { name: body.filename, size: body.size, type: body.content_type ?? "" };
+    const record = this.seed(file, { fingerprint: body.fingerprint, partSize });
+    record.client_token = body.client_token;
+    return answer(201, record, false);
+  }
+
+  sizeOf(record, number) {
+    return Math.min(record.part_size, record.size - (number - 1) * record.part_size);
+  }
+
+  async putPart({ url, method, headers, body, signal, onProgress }) {
+    assert.equal(method, "PUT");
+    const [, id, number, expires] = url.match(/^https:\/\/s3\.test\/([^/]+)\/(\d+)\?expires=(\d+)$/);
+    const size = body.byteLength ?? body.size;
+    const put = { uploadId: id, number: Number(number), size, signal, headers, body };
+    this.puts.push(put);
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      await tick();
+      if (signal.aborted) throw signal.reason;
+      let answer = this.putHook?.(put);
+      if (answer instanceof Promise) {
+        answer = await Promise.race([
+          answer,
+          new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true })),
+        ]);
+      }
+      if (answer === "network") throw new TypeError("network error");
+      if (answer) return answer;
+      onProgress?.(Math.floor(size / 2));
+      const record = this.uploads.get(id);
+      // A watchedFile's slice carries the real one: S3 reading it is not the client reading.
+      const bytes = body.byteLength === undefined ? new Uint8Array(await (body.untracked ?? body).arrayBuffer()) : new Uint8Array(body.slice(0));
+      if (this.clock > Number(expires)) {
+        return { status: 403, etag: null, body: "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>" };
+      }
+      if (!record || record.status !== "uploading") {
+        return { status: 404, etag: null, body: "<Error><Code>NoSuchUpload</Code></Error>" };
+      }
+      if (bytes.length !== this.sizeOf(record, Number(number))) {
+        return { status: 403, etag: null, body: "<Error><Code>SignatureDoesNotMatch</Code></Error>" };
+      }
+      if (sha256(bytes) !== headers["x-amz-checksum-sha256"]) {
+        return { status: 400, etag: null, body: "<Error><Code>BadDigest</Code></Error>" };
+      }
+      onProgress?.(size);
+      const etag = createHash("md5").update(bytes).digest("hex");
+      record.s3.set(Number(number), { bytes, etag, checksum: sha256(bytes) });
+      return { status: 200, etag: `"${etag}"`, body: "" };
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  callsTo(action) {
+    return this.calls.filter(({ method, path }) =>
+      action === "create" ? method === "POST" && path === "/api/uploads/" : path.endsWith(`/${action}/`),
+    );
+  }
+}
+
+/**
+ * A File whose slices are read through `read(blob)`; the part transport sends the real slice
+ * (`untracked`), so only the client's own reads (fingerprint, hashing) go through `read`.
+ */
+export function watchedFile(file, read) {
+  return {
+    name: file.name,
+    size: file.size,
+    type: file.type,
+    lastModified: file.lastModified,
+    slice(start, end) {
+      const blob = file.slice(start, end);
+      return { size: blob.size, arrayBuffer: () => read(blob), untracked: blob };
+    },
+  };
+}
