@@ -222,6 +222,7 @@ def test_a_different_file_with_the_same_name_and_size_does_not_resume(
 
     # The Abort button deletes the old upload's parts from S3.
     old_row.get_by_role("button", name="Abort the unfinished upload of report.bin").click()
+    page.get_by_role("dialog").get_by_role("button", name="Abort and delete the parts").click()
     page.wait_for_selector(f'#unfinished li[data-upload-id="{first.id}"]', state="detached")
     first.refresh_from_db()
     assert first.status == Upload.Status.ABORTED
@@ -296,6 +297,7 @@ def test_pause_resume_and_cancel(open_session, s3_for_browser, seaweedfs, tmp_pa
         item.key == cancelled.key for item in s3_for_browser.list_multipart_uploads("uploads/")
     )
     page.get_by_role("button", name=f"Cancel {cancelled_file.name}").click()
+    page.get_by_role("dialog").get_by_role("button", name="Cancel and delete the parts").click()
     wait_for_state(page, cancelled_file.name, "cancelled", timeout=30)
     artifacts(page, "3-cancelled")
     cancelled.refresh_from_db()

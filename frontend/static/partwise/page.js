@@ -1,187 +1,130 @@
-// The upload page: DOM wiring only. It uses client.js exactly as an app developer would.
-import {
-  abortUpload,
-  listUnfinishedUploads,
-  listUploads,
-  upload,
-} from "./client.js";
+// The upload page: DOM wiring only. It uses client.js exactly as an app developer would; the
+// rows (row.js), the server's lists (lists.js), kept file handles (filehandles.js), the
+// confirmation (dialog.js) and the words (words.js) are its parts.
+import { upload } from "./client.js";
+import * as fileHandles from "./filehandles.js";
+import { createLists } from "./lists.js";
+import { addMessage } from "./messages.js";
+import { addRow } from "./row.js";
+import { formatBytes, formatEta, formatRate } from "./words.js";
+
+export { describeError, formatBytes, formatDuration, formatEta, formatRate } from "./words.js";
+
+/**
+ * This tab's upload session, kept across reloads (sessionStorage lives as long as the tab).
+ * The server hands the parts a live session signed to no one else for ~30 s; after a reload
+ * the same session continues at once instead of waiting for its own old leases to lapse.
+ */
+function tabSession() {
+  const name = "partwise-session";
+  try {
+    let id = sessionStorage.getItem(name);
+    if (!/^[A-Za-z0-9_-]{8,64}$/.test(id ?? "")) {
+      id = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+      sessionStorage.setItem(name, id);
+    }
+    return id;
+  } catch {
+    return undefined; // storage refused (privacy settings): the client picks one per upload
+  }
+}
 
 const app = document.getElementById("app");
-const OPTIONS = { endpoint: app.dataset.endpoint };
+const OPTIONS = { endpoint: app.dataset.endpoint, session: tabSession() };
 const $ = (id) => document.getElementById(id);
-const rows = new Map(); // row element -> { handle, file, progress }
-
-// --- words -----------------------------------------------------------------------------------
-const UNITS = ["bytes", "kB", "MB", "GB", "TB"];
-
-export function formatBytes(bytes) {
-  if (bytes == null) return "";
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < UNITS.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return unit === 0 ? `${value} ${value === 1 ? "byte" : "bytes"}` : `${value.toFixed(value < 10 ? 1 : 0)} ${UNITS[unit]}`;
-}
-
-export function formatDuration(seconds) {
-  if (seconds == null || !Number.isFinite(seconds)) return "";
-  if (seconds < 1) return "less than a second";
-  if (seconds < 90) return `${Math.round(seconds)} s`;
-  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`;
-  return `${(seconds / 3600).toFixed(1)} h`;
-}
-
-function describeSpeed(progress) {
-  const parts = [];
-  if (progress.speed) parts.push(`${formatBytes(progress.speed)}/s`);
-  if (progress.eta != null && progress.bytesUploaded < progress.bytesTotal && progress.speed) {
-    parts.push(`about ${formatDuration(progress.eta)} left`);
-  }
-  return parts.join(", ");
-}
-
-/** An error in plain words: what happened and what to do. */
-export function describeError(error) {
-  switch (error?.code) {
-    case "network_error":
-    case "stalled":
-      return "The connection kept failing, even after several retries. Check your network, then pick the file again to continue.";
-    case "not_authenticated":
-    case "authentication_failed":
-    case "csrf_failed":
-      return "You are signed out. Sign in again, then pick the file again to continue.";
-    case "etag_not_exposed":
-      return `${error.message}`;
-    case "checksum_mismatch":
-    case "part_refused":
-      return `${error.message} Pick the file again to try once more.`;
-    case "upload_gone":
-    case "upload_not_resumable":
-      return "This upload was cancelled or expired on the server. Pick the file again to start a new upload.";
-    case "file_mismatch":
-      return error.message;
-    case "storage_unavailable":
-    case "storage_failed":
-      return "The storage server is not answering properly. Try again in a few minutes.";
-    case "upload_too_large":
-    case "type_not_allowed":
-    case "invalid_filename":
-      return error.message;
-    default:
-      return error?.message || "Something went wrong.";
-  }
-}
+const entries = new Set(); // one per row in "In progress"
 
 function announce(text) {
   $("announcer").textContent = text;
 }
 
-// --- picking files ---------------------------------------------------------------------------
-function startUploads(files, extra = {}) {
-  for (const file of files) startUpload(file, extra);
+/** A page-level message that stays until dismissed (and is read out). */
+function say(text) {
+  addMessage($("messages"), text);
+  announce(text);
 }
 
-function startUpload(file, extra = {}) {
-  const row = $("file-row").content.firstElementChild.cloneNode(true);
-  const name = row.querySelector(".name");
-  name.textContent = file.name;
-  name.id = `file-${crypto.randomUUID()}`;
-  row.querySelector(".size").textContent = formatBytes(file.size);
-  const bar = row.querySelector("progress");
-  bar.setAttribute("aria-labelledby", name.id);
-  row.dataset.filename = file.name;
-  for (const button of row.querySelectorAll("button")) {
-    button.setAttribute("aria-label", `${button.textContent} ${file.name}`);
+const lists = createLists({
+  options: OPTIONS,
+  isLive: (id) => [...entries].some((entry) => entry.live() && entry.handle.upload?.id === id),
+  resume: (file, uploadId, fileHandle) => startUpload(file, { uploadId }, fileHandle),
+  say,
+});
+
+// --- starting uploads ------------------------------------------------------------------------
+/** The live row already sending this file (or this upload), if any. */
+function liveEntryFor(file, uploadId) {
+  for (const entry of entries) {
+    if (!entry.live()) continue;
+    if (uploadId && entry.handle.upload?.id === uploadId) return entry;
+    const other = entry.file;
+    if (other.name === file.name && other.size === file.size && other.lastModified === file.lastModified) {
+      return entry;
+    }
   }
-  $("queue").prepend(row);
-  $("queue-section").hidden = false;
+  return null;
+}
 
+/**
+ * Upload `file` (continuing `extra.uploadId` when given). `fileHandle`, where the browser gave
+ * one, is kept with the upload so that a later visit can continue without a file dialog.
+ */
+function startUpload(file, extra = {}, fileHandle = null) {
+  // The same file picked twice in one tab is one upload: a second handle would send the same
+  // parts and fail when the first completes.
+  const already = liveEntryFor(file, extra.uploadId);
+  if (already) {
+    already.say(
+      already.handle.state === "paused"
+        ? "This file is already here, paused: press Resume to continue it (it was not started a second time)."
+        : "This file is already uploading here, so it was not started a second time.",
+    );
+    already.row.scrollIntoView?.({ block: "nearest" });
+    return already.handle;
+  }
   const handle = upload(file, { ...OPTIONS, ...extra });
-  const entry = { handle, file, progress: handle.progress() };
-  rows.set(row, entry);
-
-  const status = row.querySelector(".status");
-  const errorBox = row.querySelector(".error");
-  const show = (action, visible) => {
-    row.querySelector(`[data-action="${action}"]`).hidden = !visible;
-  };
-
-  handle.on("state", (state) => {
-    row.dataset.state = state;
-    if (handle.upload) row.dataset.uploadId = handle.upload.id;
-    show("pause", state === "uploading" || state === "preparing");
-    show("resume", state === "paused");
-    show("cancel", ["preparing", "uploading", "paused"].includes(state));
-    show("dismiss", ["completed", "failed", "cancelled"].includes(state));
-    const words = {
-      preparing: "Checking the file…",
-      uploading: "Uploading…",
-      paused: "Paused.",
-      completing: "Putting the parts together…",
-      completed: "Uploaded.",
-      cancelled: "Cancelled.",
-      failed: "Failed.",
-    };
-    status.textContent = words[state] ?? "";
-    if (state === "completed" && entry.note) status.textContent = `${words[state]} ${entry.note()}`;
-    if (["completed", "cancelled", "failed", "paused"].includes(state)) {
-      announce(`${file.name}: ${words[state]}`);
-    }
-    if (["completed", "cancelled"].includes(state)) refreshLists();
-    render();
-  });
-  handle.on("resume", (previous) => {
-    row.dataset.resumed = "true";
-    const note = `Continuing an earlier upload: ${previous.partsUploaded} of ${previous.partCount} parts were already there.`;
-    entry.note = () =>
-      `It continued an earlier upload and sent ${formatBytes(entry.progress.bytesSent)} of ${formatBytes(file.size)}.`;
-    row.querySelector(".status").textContent = note;
-    announce(`${file.name}: ${note}`);
-  });
-  handle.on("mismatch", () => {
-    row.dataset.mismatch = "true";
-    const note = "This is not the file of the unfinished upload with the same name, so it is uploaded separately.";
-    entry.note = () => note;
-    row.querySelector(".status").textContent = note;
-    announce(`${file.name}: ${note}`);
-  });
-  handle.on("progress", (progress) => {
-    entry.progress = progress;
-    if (handle.upload) row.dataset.uploadId = handle.upload.id;
-    scheduleRender();
-  });
-  handle.on("error", (error) => {
-    row.dataset.errorCode = error.code;
-    errorBox.textContent = describeError(error);
-    errorBox.hidden = false;
-    refreshLists();
-  });
-
-  row.addEventListener("click", async (event) => {
-    const action = event.target.closest("button")?.dataset.action;
-    if (action === "pause") handle.pause();
-    if (action === "resume") handle.resume();
-    if (action === "cancel") {
-      event.target.disabled = true;
-      await handle.cancel();
-      event.target.disabled = false;
-    }
-    if (action === "dismiss") {
-      rows.delete(row);
-      row.remove();
-      $("queue-section").hidden = rows.size === 0;
+  const entry = addRow(file, handle, {
+    changed: scheduleRender,
+    stateChanged,
+    dismissed: (ended) => {
+      entries.delete(ended);
+      $("queue-section").hidden = entries.size === 0;
       render();
       $("file-input").focus();
-    }
-    // Keep keyboard focus on the row's visible control after a button hides itself.
-    if (action && event.target.hidden) row.querySelector(".actions button:not([hidden])")?.focus();
+    },
+    announce,
   });
+  entry.fileHandle = fileHandle;
+  entries.add(entry);
+  $("queue-section").hidden = false;
+  render();
   return handle;
 }
 
-// --- rendering progress, at most once per frame ----------------------------------------------
+function stateChanged(entry, state) {
+  const id = entry.handle.upload?.id;
+  if (id && entry.fileHandle && !entry.kept && entry.live()) {
+    entry.kept = true;
+    lists.keep(id, entry.fileHandle, entry.file);
+  }
+  if (id && ["completed", "cancelled"].includes(state)) lists.drop(id);
+  if (["completed", "cancelled", "failed"].includes(state)) lists.refresh();
+  else lists.renderUnfinished(); // an upload this tab now sends leaves "Unfinished" at once
+}
+
+function startFiles(files) {
+  for (const file of files) startUpload(file);
+}
+
+/** Upload the files behind File System Access handles (the picker, a drop, a test's OPFS). */
+async function startHandles(handles) {
+  for (const handle of handles) {
+    if (handle?.kind !== "file") continue;
+    startUpload(await handle.getFile(), {}, handle);
+  }
+}
+
+// --- the summary, at most once per frame -----------------------------------------------------
 let frame = 0;
 function scheduleRender() {
   frame ||= requestAnimationFrame(() => {
@@ -190,143 +133,66 @@ function scheduleRender() {
   });
 }
 
+// While a connection is lost, the "retrying in N s" countdown moves on its own.
+let ticker = 0;
+function tick() {
+  const waiting = [...entries].some((entry) => entry.outage);
+  if (waiting && !ticker) ticker = setInterval(render, 1000);
+  if (!waiting && ticker) {
+    clearInterval(ticker);
+    ticker = 0;
+  }
+}
+
 function render() {
   let done = 0;
   let total = 0;
   let speed = 0;
   let active = 0;
   let counted = 0;
-  for (const [row, { handle, progress }] of rows) {
-    const bar = row.querySelector("progress");
-    const percent = handle.state === "completed" ? 100 : progress.percent;
-    bar.value = percent;
-    const text = `${Math.floor(percent)}%`;
-    const extra = handle.state === "uploading" ? describeSpeed(progress) : "";
-    bar.setAttribute("aria-valuetext", extra ? `${text}, ${extra}` : text);
-    row.dataset.bytesSent = progress.bytesSent;
-    if (handle.state === "uploading" && row.dataset.resumed !== "true") {
-      row.querySelector(".status").textContent = `${formatBytes(progress.bytesUploaded)} of ${formatBytes(progress.bytesTotal)}${extra ? ` · ${extra}` : ""}`;
-    } else if (handle.state === "uploading") {
-      row.querySelector(".status").textContent = `Resumed · ${formatBytes(progress.bytesUploaded)} of ${formatBytes(progress.bytesTotal)}${extra ? ` · ${extra}` : ""}`;
-    }
-    if (["cancelled", "failed"].includes(handle.state)) continue;
+  let stalled = false;
+  for (const entry of entries) {
+    entry.render();
+    const state = entry.handle.state;
+    if (["cancelled", "failed"].includes(state)) continue;
     counted++;
-    done += handle.state === "completed" ? progress.bytesTotal : progress.bytesUploaded;
-    total += progress.bytesTotal;
-    if (handle.state === "uploading") {
-      speed += progress.speed ?? 0;
+    done += entry.shownBytes;
+    total += entry.file.size;
+    stalled ||= entry.stalled;
+    if (state === "uploading" && !entry.stalled) {
+      speed += entry.handle.progress().speed ?? 0;
       active++;
     }
   }
+  tick();
   const overall = $("overall-progress");
   const percent = total ? (100 * done) / total : counted ? 100 : 0;
   overall.value = percent;
-  const parts = [`${formatBytes(done)} of ${formatBytes(total)}`];
-  if (active && speed) {
-    parts.push(`${formatBytes(speed)}/s`);
-    parts.push(`about ${formatDuration((total - done) / speed)} left`);
-  }
+  const figures = [`${formatBytes(done)} of ${formatBytes(total)}`];
+  const extra = [];
+  if (stalled) extra.push("connection lost");
+  else if (active && speed) extra.push(formatRate(speed), formatEta((total - done) / speed));
   const summary = counted
-    ? `${counted} ${counted === 1 ? "file" : "files"}: ${parts.join(", ")}`
+    ? `${counted} ${counted === 1 ? "file" : "files"}: ${[...figures, ...extra].join(", ")}`
     : "Nothing is uploading.";
-  overall.setAttribute("aria-valuetext", `${Math.floor(percent)}%, ${parts.slice(1).join(", ")}`.replace(/, $/, ""));
+  overall.setAttribute("aria-valuetext", [`${Math.floor(percent)}%`, ...extra].join(", "));
   $("overall-text").textContent = summary;
-}
-
-// --- the server's lists ----------------------------------------------------------------------
-function uploadItem(item, { resumable }) {
-  const li = document.createElement("li");
-  li.className = "file";
-  li.dataset.uploadId = item.id;
-  li.dataset.filename = item.filename;
-  const head = document.createElement("div");
-  head.className = "file-head";
-  const name = document.createElement("span");
-  name.className = "name";
-  name.textContent = item.filename;
-  const size = document.createElement("span");
-  size.className = "size meta";
-  size.textContent = formatBytes(item.size);
-  head.append(name, size);
-  const meta = document.createElement("p");
-  meta.className = "meta";
-  li.append(head, meta);
-  if (!resumable) {
-    meta.textContent = `Completed ${new Date(item.completedAt).toLocaleString()}`;
-    return li;
-  }
-  const percent = item.size ? Math.floor((100 * item.bytesUploaded) / item.size) : 0;
-  meta.textContent = `${percent}% uploaded (${item.partsUploaded} of ${item.partCount} parts), started ${new Date(item.createdAt).toLocaleString()}. Pick the same file again to resume.`;
-  const actions = document.createElement("div");
-  actions.className = "actions";
-  const picker = document.createElement("input");
-  picker.type = "file";
-  picker.className = "visually-hidden-input";
-  picker.id = `resume-${item.id}`;
-  const pick = document.createElement("label");
-  pick.className = "button";
-  pick.htmlFor = picker.id;
-  pick.textContent = "Resume…";
-  pick.setAttribute("aria-label", `Resume ${item.filename}: pick the same file`);
-  picker.addEventListener("change", () => {
-    if (picker.files.length) startUpload(picker.files[0], { uploadId: item.id });
-    picker.value = "";
-  });
-  const abort = document.createElement("button");
-  abort.type = "button";
-  abort.textContent = "Abort";
-  abort.setAttribute("aria-label", `Abort the unfinished upload of ${item.filename} (its uploaded parts are deleted)`);
-  abort.addEventListener("click", async () => {
-    abort.disabled = true;
-    try {
-      await abortUpload(item.id, OPTIONS);
-      announce(`Aborted the unfinished upload of ${item.filename}.`);
-    } catch (error) {
-      announce(`Could not abort ${item.filename}: ${describeError(error)}`);
-      abort.disabled = false;
-    }
-    refreshLists();
-  });
-  actions.append(picker, pick, abort);
-  li.append(actions);
-  return li;
-}
-
-let refreshing = null;
-async function refreshLists() {
-  // One refresh at a time; a request made meanwhile runs once more afterwards.
-  if (refreshing) {
-    refreshing.again = true;
-    return;
-  }
-  refreshing = { again: false };
-  try {
-    const active = new Set([...rows.values()].filter(({ handle }) => !["completed", "failed", "cancelled"].includes(handle.state)).map(({ handle }) => handle.upload?.id));
-    const [unfinished, completed] = await Promise.all([
-      listUnfinishedUploads(OPTIONS),
-      listUploads({ status: "completed" }, OPTIONS),
-    ]);
-    const shown = unfinished.filter((item) => !active.has(item.id));
-    $("unfinished").replaceChildren(...shown.map((item) => uploadItem(item, { resumable: true })));
-    $("unfinished-empty").hidden = shown.length > 0;
-    $("completed").replaceChildren(...completed.uploads.map((item) => uploadItem(item, { resumable: false })));
-    $("completed-empty").hidden = completed.uploads.length > 0;
-    app.dataset.listsLoaded = String(Number(app.dataset.listsLoaded || 0) + 1);
-  } catch (error) {
-    announce(`Could not load your uploads: ${describeError(error)}`);
-  } finally {
-    const again = refreshing.again;
-    refreshing = null;
-    if (again) refreshLists();
-  }
 }
 
 // --- wiring ----------------------------------------------------------------------------------
 const input = $("file-input");
 input.addEventListener("change", () => {
-  startUploads([...input.files]);
+  startFiles([...input.files]);
   input.value = "";
 });
+// Where the browser hands out file handles, its picker replaces the input's dialog, so that
+// the page can keep the handle and continue after a reload without asking for the file again.
+if (fileHandles.pickerSupported()) {
+  input.addEventListener("click", async (event) => {
+    event.preventDefault();
+    startHandles(await fileHandles.pickHandles());
+  });
+}
 
 const dropzone = $("dropzone");
 for (const type of ["dragenter", "dragover"]) {
@@ -340,17 +206,47 @@ for (const type of ["dragleave", "drop"]) {
 }
 dropzone.addEventListener("drop", (event) => {
   event.preventDefault();
+  const handles = fileHandles.handlesOfDrop(event); // read now: the items die with the event
   const files = [...(event.dataTransfer?.files ?? [])];
-  if (files.length) startUploads(files);
+  if (handles) {
+    Promise.all(handles)
+      .then(startHandles)
+      .catch(() => startFiles(files));
+  } else if (files.length) {
+    startFiles(files);
+  }
 });
 // A file dropped next to the zone must not make the browser navigate away from the page.
 window.addEventListener("dragover", (event) => event.preventDefault());
 window.addEventListener("drop", (event) => event.preventDefault());
 
+// The browser knows first when the network is gone; the client's retries say when it is back.
+window.addEventListener("offline", () => {
+  for (const entry of entries) {
+    if (entry.live() && entry.handle.state !== "paused") entry.outage ??= { attempt: 0, retryAt: null };
+  }
+  render();
+});
+window.addEventListener("online", () => {
+  for (const entry of entries) {
+    if (entry.outage?.retryAt == null) entry.outage = null;
+  }
+  render();
+});
+
 window.addEventListener("beforeunload", (event) => {
-  const busy = [...rows.values()].some(({ handle }) => ["preparing", "uploading", "completing"].includes(handle.state));
+  const busy = [...entries].some((entry) => ["preparing", "uploading", "completing"].includes(entry.handle.state));
   if (busy) event.preventDefault();
 });
 
-refreshLists();
+/**
+ * The page's entry points for scripts: `addHandle(fileHandle)` uploads a File System Access
+ * file handle exactly as one from the picker or a drop (the e2e tests hand it one from the
+ * origin-private file system, which needs no permission prompt).
+ */
+window.partwisePage = {
+  addHandle: (fileHandle) => startHandles([fileHandle]),
+};
+
+lists.refresh();
 app.dataset.ready = "true";
