@@ -1,6 +1,8 @@
-"""Part planning: S3's limits turned into a plan, as a table."""
+"""Part planning: S3's limits turned into a plan, as a table and as properties."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from uploads.parts import (
     MAX_OBJECT_SIZE,
@@ -107,3 +109,26 @@ def test_the_limits_are_s3s():
         10_000,
         5 * 1024**4,
     )
+
+
+# --- the same rules for any size and preferred part size (Hypothesis) -------------------------
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(
+    size=st.one_of(
+        st.integers(min_value=0, max_value=MAX_OBJECT_SIZE),
+        st.sampled_from([0, 1, MIN_PART_SIZE - 1, MIN_PART_SIZE, MAX_OBJECT_SIZE]),
+    ),
+    preferred=st.integers(min_value=MIN_PART_SIZE, max_value=MAX_PART_SIZE),
+)
+def test_any_plan_keeps_s3s_rules_and_tiles_the_file(size, preferred):
+    plan = plan_parts(size, preferred)
+
+    assert 1 <= plan.part_count <= MAX_PARTS
+    assert MIN_PART_SIZE <= plan.part_size <= MAX_PART_SIZE
+    assert plan.part_size >= preferred  # only ever raised, to fit 10,000 parts
+    last = plan.size_of(plan.part_count)
+    assert (plan.part_count - 1) * plan.part_size + last == size
+    assert (0 < last <= plan.part_size) if size else last == 0
+    # Parts tile the file: each starts where the one before ended.
+    for number in (1, plan.part_count // 2 + 1, plan.part_count):
+        assert plan.offset_of(number) == (number - 1) * plan.part_size
