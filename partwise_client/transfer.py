@@ -43,6 +43,7 @@ from .planning import (
 from .reports import Reports
 from .retry import Backoff
 from .sending import PartSender, Progress, ProgressCallback, RateLimit
+from .sessions import local_session
 from .signing import SIGN_WAIT, Leased, Signer, new_session_id
 
 __all__ = [
@@ -185,7 +186,11 @@ class Uploader:
     ) -> Transfer:
         """Upload `path`. resume: "auto" (resume when found), "never", or "required"."""
         path = Path(path)
-        self.session_id, self.others = new_session_id(), 0
+        with local_session(fingerprint(path)) as session_id:
+            self.session_id, self.others = session_id, 0
+            return self._upload(path, resume=resume, again=again)
+
+    def _upload(self, path: Path, *, resume: str, again: bool | None) -> Transfer:
         self.sign_calls = self.report_calls = 0
         again = self.again if again is None else again
         if resume == "required":

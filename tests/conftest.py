@@ -40,6 +40,13 @@ def _celery_broker_in_memory() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _client_state_in_tmp(tmp_path, monkeypatch) -> None:
+    """partwise_client keeps each file's session under a state directory: the test's own
+    (the CLI subprocesses inherit it), never the developer's ~/.local/state."""
+    monkeypatch.setenv("PARTWISE_STATE_DIR", str(tmp_path / "partwise-state"))
+
+
+@pytest.fixture(autouse=True)
 def _no_throttling_by_default(settings, monkeypatch) -> None:
     # Throttling has its own tests; elsewhere it would make test order matter.
     settings.REST_FRAMEWORK = {
