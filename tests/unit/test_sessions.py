@@ -241,6 +241,30 @@ def test_resume_answers_the_newest_upload_of_the_same_file_with_what_s3_holds(
     assert (body["parts_uploaded"], body["bytes_uploaded"]) == (1, 5 * MiB)
 
 
+def test_two_windows_resuming_one_new_file_at_once_share_one_upload(
+    api_client, storage, monkeypatch
+):
+    # Both creates look for an upload of the file and find none; this one is overtaken while
+    # S3 starts its multipart upload: the other window's create records the upload first.
+    real_create = type(storage).create_multipart_upload
+    overtaken: list[Upload] = []
+
+    def create_while_another_window_does(self, key, **options):
+        monkeypatch.setattr(type(storage), "create_multipart_upload", real_create)
+        overtaken.append(new_upload(api_client, fingerprint="fp-film"))
+        return real_create(self, key, **options)
+
+    monkeypatch.setattr(type(storage), "create_multipart_upload", create_while_another_window_does)
+
+    response = resume(api_client)
+
+    assert response.status_code == 200, response.json()
+    assert (response.json()["id"], response.json()["resumed"]) == (str(overtaken[0].pk), True)
+    assert Upload.objects.count() == 1
+    # The multipart upload this call started for nothing is aborted at once.
+    assert [item.key for item in storage.list_multipart_uploads("")] == [overtaken[0].key]
+
+
 @pytest.mark.parametrize(
     "other",
     [

@@ -69,12 +69,16 @@ def start_upload(
     part_size: int | None = None,
     client_token: str | None = None,
     to_sign: Sequence[PartToSign] = (),
+    join_same_file: bool = False,
     storage: MultipartStorage | None = None,
 ) -> tuple[Upload, bool]:
     """Plan the parts, create the S3 multipart upload under a server-generated key, record it.
 
     Returns (upload, created). The same `client_token` again returns the first upload with
-    created=False; a different request under a used token is an IdempotencyConflict.
+    created=False; a different request under a used token is an IdempotencyConflict. With
+    `join_same_file`, an upload of the same file (fingerprint, size, name) that a racing call
+    created first is returned instead (created=False), so two windows picking one file at
+    once share one upload.
     `size=None` starts an unplanned upload (Uppy never says how large the file is).
     `to_sign` (parts the caller will sign next) is checked against the plan before S3 is
     asked, so a create refused for them creates nothing.
@@ -120,6 +124,14 @@ def start_upload(
             # Again under the owner's row lock: racing creates of one user are serialised, so
             # they cannot together pass a quota each alone would just meet.
             check_quota(owner, size=size, locked=True)
+            if join_same_file and size is not None and fingerprint:
+                # Under the same lock as every create of this owner: what a racing create of
+                # this file recorded first is seen here, and joined.
+                first = resumable_upload(
+                    owner, fingerprint=fingerprint, size=size, filename=filename
+                )
+                if first is not None:
+                    raise _CreatedByAnother(first)
             upload = Upload.objects.create(
                 id=upload_id,
                 owner=owner,
@@ -141,6 +153,8 @@ def start_upload(
             storage.abort_multipart_upload(key, s3_upload_id)
         except StorageFailed:
             logger.warning("could not abort %s after a failed insert", key, exc_info=True)
+        if isinstance(error, _CreatedByAnother):
+            return error.upload, False
         if isinstance(error, IntegrityError) and client_token:
             # A concurrent create with the same token won the race: answer with its upload.
             existing = Upload.objects.filter(owner=owner, client_token=client_token).first()
@@ -148,6 +162,14 @@ def start_upload(
                 return _replay(existing, filename=filename, size=size), False
         raise
     return upload, True
+
+
+class _CreatedByAnother(Exception):
+    """Leaves start_upload's transaction: a racing call created the upload of this file."""
+
+    def __init__(self, upload: Upload) -> None:
+        super().__init__(str(upload.pk))
+        self.upload = upload
 
 
 @dataclass(frozen=True)
@@ -199,9 +221,16 @@ def start_or_resume_upload(
             size=size,
             fingerprint=fingerprint,
             to_sign=sign or (),
+            join_same_file=resume,
             storage=storage,
             **options,
         )
+        if resume and not created and upload.fingerprint == fingerprint:
+            # Joined the upload a racing call (another window) created a moment before.
+            found = upload
+            if sign:
+                check_parts_to_sign(found.part_count, found.checksum_algorithm, sign)
+            upload = sync_upload_parts(found, by=owner, storage=storage)
     batch = None
     if sign:
         batch = sign_batch(
