@@ -15,7 +15,7 @@ run: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest --timeout=600
+	$(BIN)/pytest --timeout=600 --durations=10
 	@$(MAKE) --no-print-directory test-postgres
 	@if [ -f frontend/package.json ]; then \
 		if command -v node >/dev/null 2>&1; then \
@@ -25,13 +25,16 @@ test: install
 		fi; \
 	fi
 
-# The suite again on PostgreSQL (races and load run only there), when one is given:
+# The suite again on PostgreSQL (races and load run only there), when one is given. The e2e
+# tier (the page in Chromium) runs once, in the SQLite pass: what it drives is the browser and
+# the client, and the database under it is proven by the other tiers on both engines.
 # PARTWISE_TEST_DATABASE_URL=postgres://user:password@127.0.0.1:5432/partwise (a role that may
 # create databases) and, for the Celery test's Redis broker, PARTWISE_TEST_REDIS_URL. CI sets both.
 test-postgres: install
 	@if [ -n "$$PARTWISE_TEST_DATABASE_URL" ]; then \
-		echo "pytest again on PostgreSQL (PARTWISE_TEST_DATABASE_URL)"; \
-		DATABASE_URL="$$PARTWISE_TEST_DATABASE_URL" $(BIN)/pytest --timeout=600; \
+		echo "pytest again on PostgreSQL (PARTWISE_TEST_DATABASE_URL), all tiers but e2e"; \
+		DATABASE_URL="$$PARTWISE_TEST_DATABASE_URL" $(BIN)/pytest --timeout=600 -m "not e2e" \
+			--durations=10; \
 	else \
 		echo "PARTWISE_TEST_DATABASE_URL is not set: SKIPPING the PostgreSQL pass" \
 			"(races and load tests need it; CI sets it, see README)"; \
