@@ -227,6 +227,10 @@ def _validated_parts(
 
 # --- outputs -------------------------------------------------------------------------------
 class UploadPartSerializer(serializers.ModelSerializer):
+    # Declared: the model field's range is the database's (2**31 on PostgreSQL, 2**63 on
+    # SQLite), and the schema must not depend on the engine it was generated on.
+    number = serializers.IntegerField(min_value=1, max_value=MAX_PARTS, read_only=True)
+
     class Meta:
         model = UploadPart
         fields = ["number", "size", "etag", "checksum"]
