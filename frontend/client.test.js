@@ -151,7 +151,7 @@ describe("concurrency and memory", () => {
     assert.ok(maxReading >= 2, "hashing does use the allowed parallelism");
   });
 
-  test("with hashAhead 'buffer', each part is read once and PUT as the very bytes that were hashed", async () => {
+  test("with hashAhead 'buffer' and sendHashedBytes, each part is read once and PUT as the very bytes that were hashed", async () => {
     const server = new FakePartwise({ partSize: 10 });
     const file = makeFile(200);
     const read = new Map(); // ArrayBuffer -> size, every buffer the client read
@@ -162,7 +162,7 @@ describe("concurrency and memory", () => {
       read.set(buffer, blob.size);
       return buffer;
     });
-    const options = server.options({ concurrency: 2, lookahead: 2, partSize: 10, hashAhead: "buffer" });
+    const options = server.options({ concurrency: 2, lookahead: 2, partSize: 10, hashAhead: "buffer", sendHashedBytes: true });
     const putPart = options.putPart;
     options.putPart = async (request) => {
       held = [...read.keys()].filter((buffer) => buffer.byteLength === 10).length;
@@ -175,6 +175,14 @@ describe("concurrency and memory", () => {
     assert.equal(partReads.length, 20, "each of the 20 parts is read exactly once");
     assert.ok(server.puts.every((put) => read.has(put.body)), "every PUT sends a buffer read for hashing");
     assert.equal(server.puts.length, 20);
+  });
+
+  test("by default every PUT sends a Blob slice of the file, which the browser streams (measured faster)", async () => {
+    const server = new FakePartwise({ partSize: 10 });
+    const file = makeFile(200);
+    await upload(file, server.options({ partSize: 10 })).promise;
+    assert.equal(server.puts.length, 20);
+    assert.ok(server.puts.every((put) => put.body instanceof Blob), "every PUT body is a Blob");
   });
 });
 

@@ -752,8 +752,9 @@ export class UploadHandle {
         attemptController.abort(new UploadError("stalled", { code: "stalled" }));
       }, options.stallTimeout);
     };
-    // The bytes hashed for this part when they are still in memory: no second read.
-    const body = this._hasher.bytes(number) ?? this.file.slice(start, end);
+    // A Blob slice, which Chromium streams from the file; or, with sendHashedBytes, the bytes
+    // hashed for this part when they are still in memory (no second read, but a copy).
+    const body = (options.sendHashedBytes && this._hasher.bytes(number)) || this.file.slice(start, end);
     this._inflight.set(number, 0);
     resetWatchdog();
     const endSpan = span("put");

@@ -24,6 +24,13 @@ export const DEFAULT_OPTIONS = Object.freeze({
    */
   hashAhead: "batch",
   /**
+   * PUT the bytes already read for hashing (true) or a Blob slice of the file (false). Measured
+   * (docs/performance.md, bench_throughput.py in Chromium): an ArrayBuffer body is copied to
+   * the network process and ran at a third of a Blob slice's speed, which Chromium streams from
+   * the file; reading twice costs far less.
+   */
+  sendHashedBytes: false,
+  /**
    * Most parts presigned per sign call; the server's limits.sign_batch_max caps it. Each call
    * takes every part hashed so far, never more than can be sent in half a URL's lifetime at
    * the measured speed, so a slow link never sees its URLs expire.

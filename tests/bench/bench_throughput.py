@@ -238,6 +238,7 @@ class Bench:
             "--part-size",
             str(self.args.part_size),
             "--no-resume",
+            "--again",  # every round sends the same file: the CLI would say it is uploaded
             "--quiet",
         ]
         result = subprocess.run(
