@@ -15,7 +15,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from project.dev.seaweedfs import Ports, SeaweedFS
+from project.dev.seaweedfs import SeaweedFS
 from uploads.storage import MultipartStorage, get_storage, reset_storage
 
 
@@ -38,13 +38,11 @@ def client_of(s3: SeaweedFS) -> Any:
 
 @pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory) -> Iterator[SeaweedFS]:
-    server = SeaweedFS(
+    server = SeaweedFS.on_free_ports(
         data_dir=tmp_path_factory.mktemp("seaweedfs"),
         access_key="test" + secrets.token_hex(6),
         secret_key=secrets.token_urlsafe(24),
-        ports=Ports.free(),
     )
-    server.start()
     yield server
     server.stop()
 

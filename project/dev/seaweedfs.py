@@ -11,6 +11,7 @@ and then checks every signature, so presigned URLs are verified for real.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -41,10 +42,31 @@ def weed_binary() -> str:
 
 
 def free_port() -> int:
+    """A port the kernel says is free now (in its ephemeral range)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+GRPC_OFFSET = 10000  # SeaweedFS listens for gRPC on each HTTP port + 10000
+FREE_PORTS_FLOOR = 10000
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 @dataclass
@@ -58,20 +80,32 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        # gRPC ports are HTTP port + 10000 in SeaweedFS, so pick HTTP ports below 55000.
-        chosen: set[int] = set()
+        """Six free HTTP ports whose gRPC twins (port + 10000) are free too.
+
+        Both lie below the kernel's ephemeral range: a port picked inside it can be taken by
+        any outgoing connection between the pick and `weed` binding it (CI saw `weed mini`
+        exit on such a clash), while a port below it is only ever taken by an explicit bind.
+        """
+        ceiling = _ephemeral_floor() - GRPC_OFFSET
+        rng = random.SystemRandom()
         values: list[int] = []
         while len(values) < 6:
-            port = free_port()
-            if port < 55000 and port not in chosen and not _in_use(port + 10000):
-                chosen.add(port)
+            port = rng.randrange(FREE_PORTS_FLOOR, ceiling)
+            taken = {v for chosen in values for v in (chosen, chosen + GRPC_OFFSET)}
+            if {port, port + GRPC_OFFSET} & taken:
+                continue
+            if _bindable(port) and _bindable(port + GRPC_OFFSET):
                 values.append(port)
         return cls(*values)
 
 
-def _in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+# What `weed mini` logs when a port it was given is taken: its own check before starting, or
+# the bind itself when another process took the port after that check.
+PORT_CLASH_SIGNS = ("Port allocation failed", "address already in use")
+
+
+class PortClash(RuntimeError):
+    """`weed mini` exited at start because one of its ports was taken."""
 
 
 @dataclass
@@ -118,6 +152,7 @@ class SeaweedFS:
         }
         env.pop("S3_BUCKET", None)
         log_path = self.log_path or self.data_dir / "weed.log"
+        log_start = log_path.stat().st_size if log_path.exists() else 0
         self._log = open(log_path, "ab")  # noqa: SIM115 (kept open for the process's lifetime)
         self.process = subprocess.Popen(  # noqa: S603 (our own pinned binary, fixed arguments)
             self.command(),
@@ -129,14 +164,33 @@ class SeaweedFS:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"weed mini exited with {self.process.returncode}; see {log_path}"
+                self.stop()
+                with open(log_path, "rb") as log:
+                    log.seek(log_start)
+                    said = log.read().decode(errors="replace")
+                clash = any(sign in said for sign in PORT_CLASH_SIGNS)
+                error = PortClash if clash else RuntimeError
+                last = "\n".join(said.strip().splitlines()[-5:])
+                raise error(
+                    f"weed mini exited with {self.process.returncode}; see {log_path}:\n{last}"
                 )
             if self.ready():
                 return self
             time.sleep(0.3)
         self.stop()
         raise TimeoutError(f"SeaweedFS did not answer on {self.endpoint} within {timeout} s")
+
+    @classmethod
+    def on_free_ports(
+        cls, data_dir: Path, access_key: str, secret_key: str, attempts: int = 3
+    ) -> SeaweedFS:
+        """A started `weed mini` on free ports, picking again if another process took one."""
+        for _ in range(attempts - 1):
+            try:
+                return cls(data_dir, access_key, secret_key, ports=Ports.free()).start()
+            except PortClash:
+                shutil.rmtree(data_dir, ignore_errors=True)  # a fresh dir: nothing to keep
+        return cls(data_dir, access_key, secret_key, ports=Ports.free()).start()
 
     def ready(self) -> bool:
         """True once the S3 API answers (any HTTP status: an unsigned request gets a 403)."""

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from project.dev.seaweedfs import Ports, SeaweedFS  # noqa: E402
+from project.dev.seaweedfs import SeaweedFS  # noqa: E402
 from tests.django_server import GunicornServer  # noqa: E402
 
 MiB = 1024 * 1024
@@ -96,12 +96,11 @@ class Stack:
 
     def __enter__(self) -> Stack:
         self.tmp = Path(tempfile.mkdtemp(prefix="partwise-bench-"))
-        self.s3 = SeaweedFS(
+        self.s3 = SeaweedFS.on_free_ports(
             data_dir=self.tmp / "seaweedfs",
             access_key="bench" + secrets.token_hex(6),
             secret_key=secrets.token_urlsafe(24),
-            ports=Ports.free(),
-        ).start()
+        )
         try:
             self.django = MeasuredServer(
                 workdir=self.tmp / "django",

@@ -5,6 +5,7 @@ temporary PARTWISE_VAR_DIR, so it never touches the developer's var/ or the fixe
 """
 
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -18,12 +19,23 @@ from django.core.management import call_command
 
 from project.dev.embedded import BASE_DIR
 from project.dev.management.commands.rundev import port_in_use
-from project.dev.seaweedfs import free_port
+from project.dev.seaweedfs import PortClash, Ports, SeaweedFS, free_port
 from tests.support.devstack import DevStack, dev_environment
 from tests.support.presigned import put_signed
 
 MiB = 1024 * 1024
 ORIGIN = "http://127.0.0.1:8000"
+
+
+# --- the embedded SeaweedFS --------------------------------------------------------------------
+def test_a_weed_mini_whose_port_is_taken_reports_a_clash_naming_the_port(tmp_path):
+    ports = Ports.free()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", ports.master))
+        holder.listen()
+
+        with pytest.raises(PortClash, match=f"port {ports.master} for Master"):
+            SeaweedFS(tmp_path / "s3", "testkey1", "secret" * 4, ports=ports).start()
 
 
 # --- setup_storage -----------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import requests
 from partwise_client import PartwiseApi, Uploader
 from partwise_client.api import Backoff
 from partwise_client.fingerprint import fingerprint
-from project.dev.seaweedfs import Ports, SeaweedFS
+from project.dev.seaweedfs import SeaweedFS
 from tests.django_server import DjangoServer
 from tests.faultproxy import FaultProxy
 from tests.s3server import client_of, real_s3, seaweedfs  # noqa: F401  (fixtures)
@@ -361,12 +361,11 @@ def test_an_upload_carries_on_when_django_restarts_in_the_middle(server, api_pro
 
 
 def test_an_upload_completes_when_seaweedfs_restarts_in_the_middle(tmp_path):
-    s3 = SeaweedFS(
+    s3 = SeaweedFS.on_free_ports(
         data_dir=tmp_path / "seaweedfs",
         access_key="test" + os.urandom(6).hex(),
         secret_key=os.urandom(18).hex(),
-        ports=Ports.free(),
-    ).start()
+    )
     try:
         with FaultProxy(s3.endpoint) as proxy:
             server = make_server(tmp_path / "django", s3, proxy)

@@ -10,13 +10,15 @@ import signal
 import socket
 import stat
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from project.dev import seaweedfs
 from project.dev.management.commands import rundev
-from project.dev.seaweedfs import Ports, free_port
+from project.dev.seaweedfs import PortClash, Ports, SeaweedFS, free_port
 from uploads.management.commands.setup_storage import lifecycle_days
 from uploads.storage import CORS_RULE_ID, LIFECYCLE_RULE_ID, cors_rule, get_storage
 from uploads.storage.bucket import cors_rule_to_s3
@@ -360,6 +362,65 @@ def test_seaweedfs_takes_free_ports_next_to_any_other_s3_port():
     assert ports.s3 == 41234
     fixed = {Ports().master, Ports().volume, Ports().filer, Ports().webdav, Ports().admin}
     assert not fixed & {ports.master, ports.volume, ports.filer, ports.webdav, ports.admin}
+
+
+def test_free_seaweedfs_ports_and_their_grpc_twins_lie_below_the_ephemeral_range():
+    # An outgoing connection takes its local port from the ephemeral range at any moment, so a
+    # port picked there can be gone before `weed` binds it.
+    floor = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+
+    for _ in range(20):
+        ports = [*vars(Ports.free()).values()]
+        every = ports + [port + seaweedfs.GRPC_OFFSET for port in ports]
+        assert len(set(every)) == 12
+        assert all(1024 < port < floor for port in every)
+
+
+def test_free_seaweedfs_ports_pass_over_a_port_another_process_holds(monkeypatch):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        held = holder.getsockname()[1] - seaweedfs.GRPC_OFFSET  # its gRPC twin is taken
+        offered = iter([held, 12001, 12002, 12003, 12004, 12005, 12006])
+
+        class Offers:
+            def randrange(self, start: int, stop: int) -> int:
+                return next(offered)
+
+        monkeypatch.setattr(seaweedfs.random, "SystemRandom", Offers)
+
+        assert held not in vars(Ports.free()).values()
+
+
+def test_a_seaweedfs_start_that_meets_a_taken_port_picks_new_ports(monkeypatch, tmp_path):
+    tried: list[Ports] = []
+
+    def start(self, timeout: float = 0) -> SeaweedFS:
+        tried.append(self.ports)
+        (self.data_dir / "weed.log").parent.mkdir(parents=True, exist_ok=True)
+        if len(tried) == 1:
+            raise PortClash("weed mini exited with 1: Port allocation failed")
+        return self
+
+    monkeypatch.setattr(SeaweedFS, "start", start)
+
+    server = SeaweedFS.on_free_ports(tmp_path / "s3", "key", "secret")
+
+    assert len(tried) == 2
+    assert server.ports == tried[1] != tried[0]
+
+
+def test_a_seaweedfs_start_that_fails_otherwise_is_not_retried(monkeypatch, tmp_path):
+    tried = []
+
+    def start(self, timeout: float = 0) -> SeaweedFS:
+        tried.append(self.ports)
+        raise RuntimeError("weed mini exited with 1: bad flag")
+
+    monkeypatch.setattr(SeaweedFS, "start", start)
+
+    with pytest.raises(RuntimeError, match="bad flag"):
+        SeaweedFS.on_free_ports(tmp_path / "s3", "key", "secret")
+    assert len(tried) == 1
 
 
 def test_rundev_reports_a_seaweedfs_that_does_not_start_and_stops_it(
