@@ -208,14 +208,15 @@ describe("batching", () => {
     await handle.promise;
     const create = server.callsTo("create")[0].body;
     assert.equal(create.resume, true);
-    // concurrency + lookahead - 1 (one slot reads parts only to hash them): the buffered parts.
-    assert.deepEqual(create.sign.parts.map((part) => part.number), [1, 2, 3, 4, 5], "create signs the first parts");
+    // Twice concurrency + lookahead (sending Blob slices, no bytes are kept for the PUT).
+    const first = Array.from({ length: 12 }, (_, i) => i + 1);
+    assert.deepEqual(create.sign.parts.map((part) => part.number), first, "create signs the first parts");
     const signCalls = server.callsTo("sign").map((call) => call.body.parts.map((part) => part.number));
-    assert.deepEqual(signCalls.flat(), Array.from({ length: 15 }, (_, i) => i + 6), "each part signed once");
+    assert.deepEqual(signCalls.flat(), Array.from({ length: 8 }, (_, i) => i + 13), "each part signed once");
     // Before any speed is known at most the buffers' worth is signed at once; then one call
     // takes every part already hashed.
-    assert.ok(signCalls.length <= 3, `sign calls: ${JSON.stringify(signCalls)}`);
-    assert.ok(signCalls.at(-1).length >= 10, `the last call takes the rest: ${JSON.stringify(signCalls)}`);
+    assert.ok(signCalls.length <= 2, `sign calls: ${JSON.stringify(signCalls)}`);
+    assert.ok(signCalls.at(-1).length >= 4, `the last call takes the rest: ${JSON.stringify(signCalls)}`);
     assert.equal(reads, 2 + 20, "each part is read once for hashing");
   });
 
@@ -660,8 +661,8 @@ describe("the server's limits", () => {
     assert.equal(completed.status, "completed");
     const signSizes = server.callsTo("sign").map((call) => call.body.parts.length);
     assert.ok(signSizes.every((size) => size <= 3), `sign batches: ${signSizes}`);
-    // Before the first answer the limits are unknown: create signs the buffered parts (2 + 4 - 1).
-    assert.ok(server.callsTo("create")[0].body.sign.parts.length <= 5);
+    // Before the first answer the limits are unknown: create signs 2 × (concurrency + lookahead).
+    assert.ok(server.callsTo("create")[0].body.sign.parts.length <= 12);
     const reportSizes = server.callsTo("parts").map((call) => call.body.parts.length);
     assert.ok(reportSizes.every((size) => size <= 2), `report batches: ${reportSizes}`);
   });
@@ -872,7 +873,7 @@ describe("instrumentation", () => {
 });
 
 describe("requests per upload", () => {
-  test("a 128-part upload with hashing 4x faster than the link: create, 3 growing sign calls, complete, 2 reports", async () => {
+  test("a 128-part upload with hashing 4x faster than the link: create, 2 growing sign calls, complete, 2 reports", async () => {
     const server = new FakePartwise({ partSize: 10 });
     const file = makeFile(1280);
     let reads = 0;
@@ -891,10 +892,31 @@ describe("requests per upload", () => {
     await upload(counted, options).promise;
     const besidesReports = server.calls.filter((call) => !call.path.endsWith("/parts/"));
     const sizes = server.callsTo("sign").map((call) => call.body.parts.length);
-    assert.equal(server.callsTo("create")[0].body.sign.parts.length, 7, "create signs the buffered parts");
-    assert.ok(besidesReports.length <= 5, `calls: create, sign ${sizes}, complete`);
+    assert.equal(server.callsTo("create")[0].body.sign.parts.length, 16, "create signs 2 × (concurrency + lookahead) parts");
+    assert.ok(besidesReports.length <= 4, `calls: create, sign ${sizes}, complete`);
     assert.ok(sizes.slice(1).every((size, i) => size > sizes[i] || i === sizes.length - 2), `growing: ${sizes}`);
     assert.equal(server.callsTo("parts").length, 2, "128 parts: two reports of 64");
+  });
+});
+
+describe("checksums off", () => {
+  test("sends the parts unhashed, signs them in the create call and one more, and never resumes", async () => {
+    const server = new FakePartwise({ partSize: 10 });
+    const bytes = bytesOf(1280);
+    let reads = 0;
+    const counted = watchedFile(makeFile(1280, { bytes }), (blob) => (reads++, blob.arrayBuffer()));
+    const options = server.options({ partSize: 10, checksums: false });
+    const completed = await upload(counted, options).promise;
+    assert.equal(completed.checksum, sha256(bytes), "the server still knows the object's SHA-256");
+    assert.equal(reads, 2, "only the fingerprint reads the file");
+    const create = server.callsTo("create")[0].body;
+    assert.equal(create.checksum_algorithm, undefined);
+    assert.equal(create.resume, undefined, "nothing could prove an unfinished upload is this file");
+    assert.equal(create.sign.parts.length, 100);
+    const signed = [create, ...server.callsTo("sign").map((call) => call.body)].flatMap((body) => body.sign?.parts ?? body.parts);
+    assert.ok(signed.every((part) => part.checksum === undefined), "no checksum is signed");
+    const besidesReports = server.calls.filter((call) => !call.path.endsWith("/parts/"));
+    assert.equal(besidesReports.length, 3, "create, one sign call, complete");
   });
 });
 

@@ -94,7 +94,7 @@ export class FakePartwise {
 
   sleeps = [];
 
-  seed(file, { id = randomUUID(), fingerprint, uploaded = [], bytes, partSize = this.partSize } = {}) {
+  seed(file, { id = randomUUID(), fingerprint, uploaded = [], bytes, partSize = this.partSize, checksumAlgorithm = "SHA256" } = {}) {
     const partCount = Math.max(1, Math.ceil(file.size / partSize));
     const record = {
       id,
@@ -105,7 +105,7 @@ export class FakePartwise {
       key: `uploads/${id}/${file.name}`,
       part_size: partSize,
       part_count: partCount,
-      checksum_algorithm: "SHA256",
+      checksum_algorithm: checksumAlgorithm,
       fingerprint,
       client_token: null,
       parts: new Map(),
@@ -167,7 +167,7 @@ export class FakePartwise {
         number,
         url: `https://s3.test/${record.id}/${number}?expires=${expires}`,
         method: "PUT",
-        headers: { "x-amz-checksum-sha256": checksum },
+        headers: checksum ? { "x-amz-checksum-sha256": checksum } : {},
         size: this.sizeOf(record, number),
         expires_at: new Date(expires).toISOString(),
       });
@@ -253,6 +253,7 @@ export class FakePartwise {
     }
     if (action === "sign") {
       if (body.parts.length > this.limits.sign_batch_max) return json(400, { code: "invalid_input", detail: "Too many parts." });
+      if (this.lacksChecksums(record, body.parts)) return json(400, { code: "checksum_required", detail: "Send each part's checksum." });
       const { signed, leased } = this.signParts(record, body.parts, body.session);
       this.touch(record, body.session);
       return json(200, { parts: signed, leased, other_sessions: this.otherSessions(record, body.session) });
@@ -288,6 +289,7 @@ export class FakePartwise {
       const extra = {};
       if (body.resume) extra.resumed = resumed;
       if (body.sign) {
+        if (this.lacksChecksums(record, body.sign.parts)) return json(400, { code: "checksum_required", detail: "Send each part's checksum." });
         const wanted = body.sign.parts.filter(({ number }) => !record.s3.has(number));
         const { signed, leased } = this.signParts(record, wanted, body.session);
         Object.assign(extra, { signed, leased });
@@ -311,9 +313,15 @@ export class FakePartwise {
     }
     const partSize = body.part_size ?? this.partSize;
     const file = { name: body.filename, size: body.size, type: body.content_type ?? "" };
-    const record = this.seed(file, { fingerprint: body.fingerprint, partSize });
+    const checksumAlgorithm = body.checksum_algorithm ?? ""; // the server's default: none
+    const record = this.seed(file, { fingerprint: body.fingerprint, partSize, checksumAlgorithm });
     record.client_token = body.client_token;
     return answer(201, record, false);
+  }
+
+  /** Like check_parts_to_sign: an upload that verifies parts needs each part's checksum. */
+  lacksChecksums(record, parts) {
+    return Boolean(record.checksum_algorithm) && parts.some((part) => !part.checksum);
   }
 
   sizeOf(record, number) {
@@ -353,7 +361,7 @@ export class FakePartwise {
       if (bytes.length !== this.sizeOf(record, Number(number))) {
         return { status: 403, etag: null, body: "<Error><Code>SignatureDoesNotMatch</Code></Error>" };
       }
-      if (sha256(bytes) !== headers["x-amz-checksum-sha256"]) {
+      if (record.checksum_algorithm && sha256(bytes) !== headers["x-amz-checksum-sha256"]) {
         return { status: 400, etag: null, body: "<Error><Code>BadDigest</Code></Error>" };
       }
       onProgress?.(size);

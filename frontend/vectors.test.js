@@ -91,9 +91,9 @@ describe("batches.json", () => {
     assert.equal(DEFAULT_OPTIONS.reportInterval, batches.report_interval_ms);
   });
 
-  for (const { limits, sign_batch: sign, report_batch: report } of batches.cases) {
-    test(`limits ${JSON.stringify(limits)}: sign ${sign}, report ${report}`, () => {
-      assert.deepEqual(batchSizes(limits, DEFAULT_OPTIONS), { sign, report });
+  for (const { limits, sign_batch: sign, report_batch: report, report_interval_ms: reportInterval } of batches.cases) {
+    test(`limits ${JSON.stringify(limits)}: sign ${sign}, report ${report} every ${reportInterval} ms`, () => {
+      assert.deepEqual(batchSizes(limits, DEFAULT_OPTIONS), { sign, report, reportInterval });
     });
   }
 });

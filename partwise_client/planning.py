@@ -19,7 +19,11 @@ MAX_PARTS = 10_000  # S3: part numbers run from 1 to 10,000
 # lower it further.
 SIGN_BATCH = 100
 REPORT_BATCH = 64  # finished parts reported per call (at most limits.report_batch_max)
-REPORT_INTERVAL = 2.0  # seconds a finished part waits at most before it is reported
+# Seconds a finished part waits at most before it is reported, and at most half the server's
+# session_idle so that a session with parts to report never looks silent (its leased parts
+# would go to another). Long, so a GiB of 8 MiB parts costs two reports; the server reconciles
+# with S3 whenever anyone asks, so nothing is lost in between.
+REPORT_INTERVAL = 15.0
 SESSION_IDLE = 30.0  # seconds after which the server forgets a silent session's leases
 
 
@@ -56,6 +60,7 @@ class Limits:
     report_batch: int = REPORT_BATCH
     url_expires_in: float | None = None  # seconds a presigned URL lives
     session_idle: float = SESSION_IDLE
+    report_interval: float = REPORT_INTERVAL
 
     @classmethod
     def of(
@@ -64,15 +69,18 @@ class Limits:
         *,
         sign_batch: int = SIGN_BATCH,
         report_batch: int = REPORT_BATCH,
+        report_interval: float = REPORT_INTERVAL,
     ) -> Limits:
         """The batch sizes for `upload`: ours, lowered to the server's maxima where it says."""
         limits = upload.get("limits") or {}
         sign_max = limits.get("sign_batch_max") or sign_batch
         report_max = limits.get("report_batch_max") or report_batch
         expires = limits.get("url_expires_in")
+        idle = limits.get("session_idle")
         return cls(
             sign_batch=max(1, min(sign_batch, int(sign_max))),
             report_batch=max(1, min(report_batch, int(report_max))),
             url_expires_in=float(expires) if expires else None,
-            session_idle=float(limits.get("session_idle") or SESSION_IDLE),
+            session_idle=float(idle or SESSION_IDLE),
+            report_interval=min(report_interval, float(idle) / 2) if idle else report_interval,
         )

@@ -1,9 +1,10 @@
 """Finished parts, reported to the server in batches.
 
-The first at once (other sessions see the upload move), then `batch` at a time or after
-`interval` seconds. flush() reports everything pending; the run flushes before complete, and
-once more (best effort) on the way out after an error or Ctrl+C. A part never reported is not
-lost: the server reconciles with S3, but other sessions see progress late.
+`batch` at a time, or after `interval` seconds (which also keeps the session live on the
+server while a slow link finishes few parts). flush() reports everything pending; the run
+flushes before complete, and once more (best effort) on the way out after an error or
+Ctrl+C. A part never reported is not lost: the server reconciles with S3, but other sessions
+see progress late.
 """
 
 from __future__ import annotations
@@ -46,9 +47,7 @@ class Reports:
     def due(self) -> bool:
         with self.lock:
             return bool(self.pending) and (
-                not self.calls
-                or len(self.pending) >= self.batch
-                or time.monotonic() - self.oldest >= self.interval
+                len(self.pending) >= self.batch or time.monotonic() - self.oldest >= self.interval
             )
 
     def flush(self, *, best_effort: bool = False) -> None:

@@ -367,12 +367,17 @@ class Uploader:
         progress = Progress(size, self.progress_callback)
         progress.add(sum(held.values()))
         transfer = Transfer(upload=upload, resumed=resumed, parts_skipped=len(held))
-        limits = Limits.of(upload, sign_batch=self.sign_batch, report_batch=self.report_batch)
+        limits = Limits.of(
+            upload,
+            sign_batch=self.sign_batch,
+            report_batch=self.report_batch,
+            report_interval=self.report_interval,
+        )
         reports = Reports(
             self.api,
             upload["id"],
             batch=limits.report_batch,
-            interval=self.report_interval,
+            interval=limits.report_interval,
             session=self.session_id,
             on_sessions=self._sessions,
         )

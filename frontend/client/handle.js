@@ -67,13 +67,17 @@ export class UploadHandle {
     for (const [type, name] of Object.entries(CALLBACKS)) {
       if (typeof this.options[name] === "function") this.on(type, this.options[name]);
     }
-    const { concurrency, lookahead, hashAhead } = this.options;
+    const { concurrency, lookahead, hashAhead, sendHashedBytes } = this.options;
     // Every part read into memory holds a slot until it is sent or dropped, so at most
     // (concurrency + lookahead) parts are in memory whoever reads them. With hashAhead "batch"
     // one of those slots is for parts read only to be hashed (their bytes are not kept).
+    // PUTting Blob slices (the default), no bytes are kept: two parts are read at a time only
+    // to be hashed, and the browser streams the slices it sends from the file.
     const slots = concurrency + lookahead;
     const transient = hashAhead === "batch" && slots > 1 ? 1 : 0;
-    this._hasher = new PartHasher(file, { buffers: slots - transient });
+    this._hasher = sendHashedBytes
+      ? new PartHasher(file, { buffers: slots - transient })
+      : new PartHasher(file, { buffers: slots, keeps: false, readers: 2 });
     this._urlLifetime = null; // ms a presigned URL lives (limits.urlExpiresIn, or learnt)
     this._done = new Map(); // part number -> size, for parts S3 holds
     this._doneBytes = 0;
@@ -350,16 +354,17 @@ export class UploadHandle {
     // it answers another one, these checksums are dropped and the parts signed again.
     this._hasher.use(planPartSize(this.file.size, options.partSize ?? undefined));
     const first = await this._firstHashed(signal);
-    let resume = options.resume;
+    // Without checksums nothing proves an unfinished upload holds this file's bytes.
+    let resume = options.resume && options.checksums;
     for (;;) {
       const body = {
         filename: this.file.name || "file",
         size: this.file.size,
-        checksum_algorithm: "SHA256",
         fingerprint: this.fingerprint,
         client_token: this._clientToken,
         session: this.session,
       };
+      if (options.checksums) body.checksum_algorithm = "SHA256";
       if (this.file.type) body.content_type = this.file.type;
       if (options.partSize) body.part_size = options.partSize;
       if (resume) body.resume = true;
@@ -385,15 +390,33 @@ export class UploadHandle {
   }
 
   /**
-   * Hash the first parts (as many as the buffers hold, in order) and return their numbers.
-   * Signing all of them in the create answer lets the next sign call wait until a worker runs
-   * out of URLs, when the hasher is far ahead: a GiB then costs create + two sign calls.
+   * Hash the first parts (in order) and return their numbers, for the create call to sign.
+   * Each later sign call comes when a worker runs out of URLs and takes every part hashed by
+   * then, so the batches grow by the hasher's lead over the link (about 2× here): starting
+   * from twice the buffers (no bytes are kept when Blob slices are sent), a GiB of 8 MiB parts
+   * costs create + two sign calls. Without checksums there is nothing to wait for.
    */
   async _firstHashed(signal) {
-    const count = Math.min(partCount(this.file.size, this._hasher.partSize), this._hasher.slots.limit);
-    const numbers = Array.from({ length: count }, (_, i) => i + 1);
-    await Promise.all(numbers.map((number) => this._hasher.hash(number, signal)));
+    const hasher = this._hasher;
+    const parts = partCount(this.file.size, hasher.partSize);
+    const wanted = !this.options.checksums
+      ? this._signLimits().sign
+      : hasher.keeps
+        ? hasher.slots.limit
+        : 2 * hasher.slots.limit;
+    const numbers = Array.from({ length: Math.min(parts, wanted) }, (_, i) => i + 1);
+    await Promise.all(numbers.map((number) => this._hash(number, signal)));
     return numbers.slice(0, this._signLimits().sign);
+  }
+
+  /** The part's checksum (hashing it once), or undefined when checksums are off. */
+  _hash(number, signal, keep) {
+    return this.options.checksums ? this._hasher.hash(number, signal, keep) : undefined;
+  }
+
+  /** Whether part `number` may be signed now: its checksum is known, or none is wanted. */
+  _hashed(number) {
+    return !this.options.checksums || this._hasher.has(number);
   }
 
   /** Adopt a create answer; its signed parts count only if signed for the plan it chose. */
@@ -499,7 +522,7 @@ export class UploadHandle {
     const hasher = this._hasher;
     let free = hasher.slots.limit - hasher.slots.used;
     const keep = (number) => hasher.started(number) || free-- > 0;
-    await Promise.all(numbers.map((number) => hasher.hash(number, signal, keep(number))));
+    await Promise.all(numbers.map((number) => this._hash(number, signal, keep(number))));
     signal.throwIfAborted();
     const body = {
       parts: numbers.map((number) => ({ number, checksum: this._hasher.checksum(number) })),
@@ -560,7 +583,7 @@ export class UploadHandle {
     const options = this.options;
     const limit = this._signLimits().sign;
     let size = 0;
-    while (size < pending.length && size < limit && this._hasher.has(pending[size])) size++;
+    while (size < pending.length && size < limit && this._hashed(pending[size])) size++;
     const speed = this.progress().speed;
     if (!speed || !this._urlLifetime) {
       size = Math.min(size, options.concurrency + options.lookahead);
@@ -612,7 +635,7 @@ export class UploadHandle {
         if (!hasher.has(number) && !this._done.has(number)) await hasher.hash(number, signal, room || !batchMode);
       }
     };
-    const hashers = Array.from({ length: 2 }, () => hashAhead().catch(fail));
+    const hashers = Array.from({ length: options.checksums ? 2 : 0 }, () => hashAhead().catch(fail));
 
     let preparing = null;
     const prepare = () => {
@@ -638,7 +661,7 @@ export class UploadHandle {
     const reports = new ReportQueue({
       send: (parts) => this._report(parts, signal),
       batchSize: () => limits().report,
-      interval: options.reportInterval,
+      interval: () => limits().reportInterval,
       onError: fail,
     });
 

@@ -9,15 +9,17 @@ import { traced } from "./trace.js";
 
 export class PartHasher {
   /**
-   * `buffers`: most parts whose bytes are kept at once. A part hashed without keeping its
-   * bytes (to give a sign call its checksum ahead of the buffers) takes one more slot of its
-   * own while it is read; the handle counts that slot in its memory bound.
+   * `buffers`: most parts whose bytes are kept at once, when `keeps` (the PUT sends them);
+   * otherwise no bytes outlive their hashing. A part hashed without keeping its bytes takes a
+   * slot of its own while it is read (`readers` of them); the handle counts those slots in
+   * its memory bound.
    */
-  constructor(file, { buffers }) {
+  constructor(file, { buffers, keeps = true, readers = 1 }) {
     this.file = file;
     this.partSize = null; // the part size the checksums are for
+    this.keeps = keeps;
     this.slots = new Slots(buffers);
-    this._transient = new Slots(1);
+    this._transient = new Slots(readers);
     this._checksums = new Map(); // part number -> base64 SHA-256 (the file does not change)
     this._buffers = new Map(); // part number -> the bytes read for hashing, kept to be sent
     this._hashing = new Map(); // part number -> promise of its checksum, while being hashed
@@ -61,6 +63,7 @@ export class PartHasher {
    */
   hash(number, signal, keep = true) {
     if (this._checksums.has(number)) return Promise.resolve(this._checksums.get(number));
+    keep &&= this.keeps;
     let hashing = this._hashing.get(number);
     if (!hashing) {
       const partSize = this.partSize;

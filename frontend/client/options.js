@@ -11,6 +11,12 @@ export const DEFAULT_OPTIONS = Object.freeze({
   /** Parts sent at the same time. */
   concurrency: 4,
   /**
+   * SHA-256 every part and have S3 verify it (signed x-amz-checksum-sha256). false sends the
+   * parts unhashed: faster on a slow CPU, but S3 then checks only sizes, and an unfinished
+   * upload cannot be proven to hold this file's bytes, so it is never resumed.
+   */
+  checksums: true,
+  /**
    * Parts read and hashed ahead of those being sent. Their bytes are kept and sent as they were
    * hashed (one read per part), so memory stays at most (concurrency + lookahead) × part size.
    */
@@ -36,10 +42,17 @@ export const DEFAULT_OPTIONS = Object.freeze({
    * the measured speed, so a slow link never sees its URLs expire.
    */
   signBatchSize: 100,
-  /** ETags are reported in batches: when this many are waiting (capped by limits.report_batch_max)... */
+  /**
+   * ETags are reported in batches: when this many are waiting (capped by 64 and by
+   * limits.report_batch_max), so a GiB of 8 MiB parts costs two reports...
+   */
   reportBatchSize: 64,
-  /** ...or this many ms after the oldest waiting one finished (and always before completing). */
-  reportInterval: 2000,
+  /**
+   * ...or this many ms after the oldest waiting one finished (at most half the server's
+   * limits.session_idle, so the session stays live), and always before completing. Others see
+   * progress later in between, but the server reconciles with S3 whenever it is asked.
+   */
+  reportInterval: 15_000,
   /** Preferred part size in bytes; undefined lets the server choose (UPLOADS_PART_SIZE). */
   partSize: undefined,
   /**

@@ -8,16 +8,20 @@
 export const REPORT_BATCH_CAP = 64;
 
 /**
- * Sign and report batch sizes for the server's `limits` (camelCase or snake_case keys):
- * sign = min(signBatchSize, signBatchMax), report = min(reportBatchSize, 64, reportBatchMax).
- * A missing limit does not bound (tests/vectors/batches.json).
+ * Sign and report batch sizes, and the report interval, for the server's `limits` (camelCase
+ * or snake_case keys): sign = min(signBatchSize, signBatchMax), report = min(reportBatchSize,
+ * 64, reportBatchMax), reportInterval = min(reportInterval, sessionIdle / 2 s) so that a
+ * session with parts to report never looks silent to the server (which would hand its leased
+ * parts to another). A missing limit does not bound (tests/vectors/batches.json).
  */
-export function batchSizes(limits = {}, { signBatchSize, reportBatchSize }) {
+export function batchSizes(limits = {}, { signBatchSize, reportBatchSize, reportInterval }) {
   const signMax = limits?.signBatchMax ?? limits?.sign_batch_max ?? Infinity;
   const reportMax = limits?.reportBatchMax ?? limits?.report_batch_max ?? Infinity;
+  const idle = limits?.sessionIdle ?? limits?.session_idle;
   return {
     sign: Math.max(1, Math.min(signBatchSize, signMax)),
     report: Math.max(1, Math.min(reportBatchSize, REPORT_BATCH_CAP, reportMax)),
+    reportInterval: idle ? Math.min(reportInterval, (idle * 1000) / 2) : reportInterval,
   };
 }
 
@@ -51,7 +55,7 @@ export class Slots {
 }
 
 /**
- * ETags waiting to be reported: sent when `batchSize()` are waiting or `interval` ms after the
+ * ETags waiting to be reported: sent when `batchSize()` are waiting or `interval()` ms after the
  * first waiting one, one report in flight at a time, and all of them on `drain()`. A part S3
  * holds but not yet reported is not lost if the run stops: the server reconciles with ListParts.
  */
@@ -78,7 +82,7 @@ export class ReportQueue {
       this._timer ??= setTimeout(() => {
         this._timer = null;
         this.flush(true);
-      }, this._interval);
+      }, this._interval());
       return;
     }
     this.stopTimer();

@@ -1,7 +1,8 @@
 """End-to-end upload throughput: Partwise's clients against boto3 and a raw PUT, same run.
 
     .venv/bin/python tests/bench/bench_throughput.py [--size 1G] [--part-size 8M]
-        [--concurrency 4] [--clients boto3,boto3-sha256,curl,cli,browser,xhr,uppy] [--repeat 1]
+        [--concurrency 4] [--repeat 1]
+        [--clients boto3,boto3-sha256,curl,cli,browser,browser-nosha,xhr,uppy]
 
 One file of --size random bytes, one SeaweedFS and one Partwise under gunicorn (2 workers),
 all on free loopback ports, started and stopped here. Each client uploads the same file in
@@ -12,6 +13,7 @@ turn (objects are deleted between runs):
   curl     one presigned PUT of the whole file: the ceiling of this S3 server
   cli      the `partwise` CLI
   browser  frontend/client.js in headless Chromium (a harness page on Django's origin)
+  browser-nosha  the same with `checksums: false` (no SHA-256; S3 checks sizes only)
   xhr      raw XHR PUTs of boto3-presigned part URLs in the same Chromium, no Partwise code:
            the ceiling of the browser on this machine
   uppy     @uppy/core + @uppy/aws-s3 in the same Chromium, via Partwise's /s3/ endpoints
@@ -122,6 +124,10 @@ LOAD_SCRIPTS = r"""async ([modules, uppyCode]) => {
   await load(uppyCode);
   window.partwiseReady = true;
 }"""
+
+
+CONTENDERS = ("boto3", "boto3-sha256", "curl", "cli", "browser", "browser-nosha", "xhr", "uppy")
+IN_CHROMIUM = ("browser", "browser-nosha", "xhr", "uppy")
 
 
 def size_arg(text: str) -> int:
@@ -249,7 +255,7 @@ class Bench:
         self.check_uploads()
         return None
 
-    def browser(self) -> float | None:
+    def browser(self, extra: dict | None = None) -> float | None:
         page = self.page()
         started = time.perf_counter()
         outcome = page.evaluate(
@@ -260,6 +266,7 @@ class Bench:
                 "partSize": self.args.part_size,
                 **({"signBatchSize": self.args.sign_batch} if self.args.sign_batch else {}),
                 **json.loads(self.args.browser_options),
+                **(extra or {}),
             },
         )
         seconds = time.perf_counter() - started
@@ -452,7 +459,7 @@ def main() -> None:
     parser.add_argument("--size", type=size_arg, default=GiB, help="file size, e.g. 1G, 256M")
     parser.add_argument("--part-size", type=size_arg, default=8 * MiB)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--clients", default="boto3,boto3-sha256,curl,cli,browser,xhr,uppy")
+    parser.add_argument("--clients", default=",".join(CONTENDERS))
     parser.add_argument("--repeat", type=int, default=1, help="rounds over all clients")
     parser.add_argument("--sign-batch", type=int, default=0, help="browser signBatchSize")
     parser.add_argument(
@@ -474,13 +481,14 @@ def main() -> None:
             "curl": bench.curl,
             "cli": bench.cli,
             "browser": bench.browser,
+            "browser-nosha": lambda: bench.browser({"checksums": False}),
             "xhr": bench.xhr,
             "uppy": bench.uppy,
         }
         try:
             for _ in range(args.repeat):
                 for name in clients:
-                    if name in ("browser", "xhr", "uppy") and not CHROMIUM.exists():
+                    if name in IN_CHROMIUM and not CHROMIUM.exists():
                         print(f"skipping {name}: no Chromium at {CHROMIUM}")
                         continue
                     bench.run(name, available[name])

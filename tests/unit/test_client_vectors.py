@@ -98,4 +98,8 @@ def test_the_batch_defaults_are_the_shared_ones():
 @pytest.mark.parametrize("case", BATCHES["cases"], ids=lambda c: json.dumps(c["limits"]))
 def test_batches_stay_within_the_servers_limits(case):
     limits = Limits.of({"limits": case["limits"]})
-    assert (limits.sign_batch, limits.report_batch) == (case["sign_batch"], case["report_batch"])
+    assert (limits.sign_batch, limits.report_batch, round(limits.report_interval * 1000)) == (
+        case["sign_batch"],
+        case["report_batch"],
+        case["report_interval_ms"],
+    )
