@@ -46,16 +46,35 @@ class Reports:
 
     def due(self) -> bool:
         with self.lock:
-            return bool(self.pending) and (
-                len(self.pending) >= self.batch or time.monotonic() - self.oldest >= self.interval
-            )
+            return bool(self.pending) and (len(self.pending) >= self.batch or self._waited_long())
+
+    def _waited_long(self) -> bool:
+        return time.monotonic() - self.oldest >= self.interval
+
+    def flush_due(self) -> None:
+        """Report what is due: whole batches, or everything once the oldest waited long
+        enough. A few parts beyond a whole batch wait for the next one, so a GiB of 8 MiB parts
+        is reported in two calls, not in two and a remainder."""
+        with self.lock:
+            if self._waited_long():
+                count = len(self.pending)
+            else:
+                count = len(self.pending) // self.batch * self.batch
+            if not count:
+                return
+            parts, self.pending = self.pending[:count], self.pending[count:]
+            if self.pending:
+                self.oldest = time.monotonic()  # the remainder finished just now
+        self._send(parts, best_effort=False)
 
     def flush(self, *, best_effort: bool = False) -> None:
         """Report every pending part, `batch` per call; unreported ones stay pending."""
         with self.lock:
             parts, self.pending = self.pending, []
-        if not parts:
-            return
+        if parts:
+            self._send(parts, best_effort=best_effort)
+
+    def _send(self, parts: list[dict[str, Any]], *, best_effort: bool) -> None:
         try:
             while parts:
                 chunk = parts[: self.batch]

@@ -517,7 +517,7 @@ class Uploader:
                     except Leased as held:
                         leased.append(held.number)
                 if reports.due():
-                    reports.flush()
+                    reports.flush_due()
             reports.flush()  # everything, before the caller completes the upload
         except BaseException as error:
             self.stop.set()  # workers stop at their next block; nothing half-done is recorded

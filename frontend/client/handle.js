@@ -67,7 +67,7 @@ export class UploadHandle {
     for (const [type, name] of Object.entries(CALLBACKS)) {
       if (typeof this.options[name] === "function") this.on(type, this.options[name]);
     }
-    const { concurrency, lookahead, hashAhead, sendHashedBytes } = this.options;
+    const { concurrency, lookahead, hashAhead, sendHashedBytes, hashWorkers } = this.options;
     // Every part read into memory holds a slot until it is sent or dropped, so at most
     // (concurrency + lookahead) parts are in memory whoever reads them. With hashAhead "batch"
     // one of those slots is for parts read only to be hashed (their bytes are not kept).
@@ -77,7 +77,7 @@ export class UploadHandle {
     const transient = hashAhead === "batch" && slots > 1 ? 1 : 0;
     this._hasher = sendHashedBytes
       ? new PartHasher(file, { buffers: slots - transient })
-      : new PartHasher(file, { buffers: slots, keeps: false, readers: 2 });
+      : new PartHasher(file, { buffers: slots, keeps: false, readers: Math.max(2, hashWorkers), workers: hashWorkers });
     this._urlLifetime = null; // ms a presigned URL lives (limits.urlExpiresIn, or learnt)
     this._done = new Map(); // part number -> size, for parts S3 holds
     this._doneBytes = 0;
@@ -157,6 +157,7 @@ export class UploadHandle {
         return false;
       }
     }
+    this._hasher.close();
     this._setState("cancelled");
     this._reject(CANCELLED());
     return true;
@@ -202,6 +203,7 @@ export class UploadHandle {
 
   _fail(error) {
     this.error = error;
+    this._hasher.close();
     this._setState("failed");
     this._emit("error", error);
     this._reject(error);
@@ -209,6 +211,7 @@ export class UploadHandle {
 
   _succeed(completed) {
     this.upload = completed;
+    this._hasher.close();
     for (const part of completed.parts ?? []) this._markDone(part.number, part.size);
     this._setState("completed");
     this._emitProgress();

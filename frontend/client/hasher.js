@@ -4,6 +4,7 @@
  * No network here; the handle decides which parts to hash, keep, send and drop.
  */
 import { partRange, sha256OfBytes } from "./fingerprint.js";
+import { HashWorkers, workersAvailable } from "./hashworkers.js";
 import { Slots } from "./queues.js";
 import { traced } from "./trace.js";
 
@@ -14,8 +15,10 @@ export class PartHasher {
    * slot of its own while it is read (`readers` of them); the handle counts those slots in
    * its memory bound.
    */
-  constructor(file, { buffers, keeps = true, readers = 1 }) {
+  constructor(file, { buffers, keeps = true, readers = 1, workers = 0 }) {
     this.file = file;
+    // Workers hash parts whose bytes are not kept (they never reach this thread).
+    this._pool = !keeps && workers > 0 && workersAvailable() ? new HashWorkers(workers) : null;
     this.partSize = null; // the part size the checksums are for
     this.keeps = keeps;
     this.slots = new Slots(buffers);
@@ -73,8 +76,14 @@ export class PartHasher {
         await slots.acquire(signal);
         let kept = false;
         try {
-          const bytes = await traced("read", () => this.file.slice(start, end).arrayBuffer());
-          const checksum = await traced("hash", () => sha256OfBytes(bytes));
+          let bytes;
+          let checksum;
+          if (this._pool && !keep) {
+            checksum = await traced("hash", () => this._pool.hash(this.file.slice(start, end)));
+          } else {
+            bytes = await traced("read", () => this.file.slice(start, end).arrayBuffer());
+            checksum = await traced("hash", () => sha256OfBytes(bytes));
+          }
           if (this.partSize !== partSize) return checksum; // the plan changed meanwhile
           this._checksums.set(number, checksum);
           if (keep && !signal?.aborted) {
@@ -100,6 +109,12 @@ export class PartHasher {
 
   dropAll() {
     for (const number of [...this._buffers.keys()]) this.drop(number);
+  }
+
+  /** Stop the hash workers, if any (the upload ended). */
+  close() {
+    this._pool?.close();
+    this._pool = null;
   }
 
   /** Wake whoever waits in whenChanged(): a part was sent, a buffer freed, a sign call made. */

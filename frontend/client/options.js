@@ -37,6 +37,12 @@ export const DEFAULT_OPTIONS = Object.freeze({
    */
   sendHashedBytes: false,
   /**
+   * Web Workers that hash parts off the page's thread (each reads its Blob slice itself);
+   * 0 hashes on the page (WebCrypto digests off-thread anyway). Used only with Blob slices
+   * (sendHashedBytes false) and where Workers exist.
+   */
+  hashWorkers: 0,
+  /**
    * Most parts presigned per sign call; the server's limits.sign_batch_max caps it. Each call
    * takes every part hashed so far, never more than can be sent in half a URL's lifetime at
    * the measured speed, so a slow link never sees its URLs expire.
@@ -107,6 +113,7 @@ export function resolveOptions(options) {
   merged.endpoint = merged.endpoint.endsWith("/") ? merged.endpoint : `${merged.endpoint}/`;
   merged.concurrency = Math.max(1, Math.floor(merged.concurrency));
   merged.lookahead = Math.max(0, Math.floor(merged.lookahead));
+  merged.hashWorkers = Math.max(0, Math.floor(merged.hashWorkers));
   merged.signBatchSize = Math.max(1, Math.floor(merged.signBatchSize));
   merged.reportBatchSize = Math.max(1, Math.floor(merged.reportBatchSize));
   return merged;

@@ -20,6 +20,7 @@ import responses
 from partwise_client import api as api_module
 from partwise_client.api import AuthError, Backoff, NotFound, PartwiseApi, PartwiseError
 from partwise_client.fingerprint import MiB, fingerprint, fingerprint_of
+from partwise_client.reports import Reports
 from partwise_client.transfer import FileMismatch, NothingToResume, PartRefused, Uploader
 from tests.support.checksums import sha256_b64
 from tests.support.fake_partwise import NO_WAIT, SERVER, FakePartwise
@@ -390,8 +391,8 @@ def test_a_128_part_upload_signs_and_reports_in_a_few_batched_calls(parts_128):
     assert 1 <= len(server.sign_calls) <= 3
     assert all(len(call) <= 64 for call in server.sign_calls)
     assert sorted(server.signed) == numbers  # each part signed exactly once
-    # The first part at once, then 64 finished parts a call (fewer when 2 seconds pass first).
-    assert len(server.report_calls) <= 1 + 128 // 64 + 1
+    # 64 finished parts a call (the 15 s interval never ends on this fast link): 1 per 64 parts.
+    assert len(server.report_calls) == 128 // 64
     assert sorted(n for call, _ in server.report_calls for n in call) == numbers
     assert (client.sign_calls, client.report_calls) == (
         len(server.sign_calls),
@@ -418,6 +419,34 @@ def test_finished_parts_are_reported_when_the_interval_ends_before_the_batch_fil
     assert len(server.report_calls) >= 2  # reported along the way, not only at the end
     assert max(len(call) for call, _ in server.report_calls) < 6
     assert sorted(n for call, _ in server.report_calls for n in call) == [1, 2, 3, 4, 5, 6]
+
+
+class RecordingApi:
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
+
+    def report_parts(self, upload_id, parts, *, best_effort, session):
+        self.calls.append([part["number"] for part in parts])
+        return {}
+
+
+def test_due_reports_go_in_whole_batches_and_a_remainder_waits_for_the_interval(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr("partwise_client.reports.time.monotonic", lambda: clock[0])
+    api = RecordingApi()
+    reports = Reports(api, "u", batch=64, interval=15.0)  # type: ignore[arg-type]
+    for number in range(1, 131):
+        reports.add({"number": number, "etag": "e"})
+
+    reports.flush_due()
+    assert [len(call) for call in api.calls] == [64, 64]  # not 64, 64 and a 2-part call
+
+    clock[0] += 14.9
+    assert not reports.due()
+    clock[0] += 0.1
+    assert reports.due()
+    reports.flush_due()
+    assert api.calls[-1] == [129, 130]
 
 
 def test_parts_sent_before_a_failure_are_still_reported_on_the_way_out(big_file):
