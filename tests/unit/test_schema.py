@@ -1,9 +1,13 @@
 """The OpenAPI contract: generated without warnings, every route in it, every error code named."""
 
 import json
+import re
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import pytest
+import requests
 import yaml
 from django.core.management import call_command
 from rest_framework.test import APIClient
@@ -87,6 +91,39 @@ def test_the_docs_page_and_the_schema_are_served(db):
     served = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert served.status_code == 200
     assert "/s3/multipart" in served.json()["paths"]
+
+
+class AssetLinks(HTMLParser):
+    """The scripts, styles and icons a page names (what a browser fetches to render it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = dict(attrs)
+        if tag == "script" and named.get("src"):
+            self.urls.append(named["src"] or "")
+        if tag == "link" and named.get("href"):
+            self.urls.append(named["href"] or "")
+
+
+@pytest.mark.parametrize("page", ["/api/docs/", "/api/redoc/"])
+def test_the_docs_pages_load_everything_from_this_site_so_they_work_offline(live_server, page):
+    """Swagger UI and ReDoc come from drf-spectacular-sidecar's static files, not a CDN."""
+    answer = requests.get(live_server.url + page, timeout=10)
+    assert answer.status_code == 200
+    links = AssetLinks()
+    links.feed(answer.text)
+    assert links.urls, "the page names its scripts"
+    # Scripts the page writes inline name their bundles too (Swagger UI's init script).
+    inline = re.findall(r"""["'](/static/[^"']+\.(?:js|css|png))["']""", answer.text)
+    for url in {*links.urls, *inline}:
+        absolute = urljoin(answer.url, url)
+        assert urlsplit(absolute).netloc == urlsplit(live_server.url).netloc, url
+        asset = requests.get(absolute, timeout=10)
+        assert asset.status_code == 200, url
+        assert asset.content, url
 
 
 def test_every_code_drf_itself_answers_with_is_in_the_one_table():
