@@ -137,8 +137,11 @@ class PartwiseApi:
         """One API call, retried while retry.is_retryable says so; the decoded JSON answer.
 
         best_effort: one short attempt even after a stop (Ctrl+C), for a last word on the way out.
+        `headers` are sent besides the client's own; with `allow_redirects=False`, a redirect
+        answers its `Location` (the download call's presigned URL).
         """
         url = f"{self.server}/api/{path.lstrip('/')}"
+        headers = {**self.headers, **kwargs.pop("headers", {})}
         attempts = 1 if best_effort else self.backoff.attempts
         timeout = self.timeouts(min(self.timeout, BEST_EFFORT_TIMEOUT) if best_effort else None)
         attempt = 0
@@ -147,7 +150,7 @@ class PartwiseApi:
                 raise KeyboardInterrupt
             try:
                 response = self.session.request(
-                    method, url, headers=self.headers, timeout=timeout, **kwargs
+                    method, url, headers=headers, timeout=timeout, **kwargs
                 )
             except (requests.ConnectionError, requests.Timeout) as error:
                 if not is_retryable(NETWORK_ERROR) or attempt + 1 >= attempts:
@@ -161,6 +164,8 @@ class PartwiseApi:
                 continue
             if response.status_code >= 400:
                 raise error_from(response)
+            if response.is_redirect:
+                return response.headers["Location"]
             if response.status_code == 204 or not response.content:
                 return None
             return response.json()
@@ -251,6 +256,21 @@ class PartwiseApi:
     def abort_upload(self, upload_id: str) -> dict[str, Any]:
         """Abort an unfinished upload: S3 drops its parts."""
         return self.request_object("DELETE", f"uploads/{upload_id}/")
+
+    def delete_file(self, upload_id: str, etag: str) -> dict[str, Any]:
+        """Delete a completed upload's file: `If-Match` names its etag (as the upload's JSON
+        shows it, unquoted), so only that file is deleted; the answer is the `deleted` upload."""
+        quoted = etag if etag.startswith('"') else f'"{etag}"'
+        return self.request_object("DELETE", f"uploads/{upload_id}/", headers={"If-Match": quoted})
+
+    def download_location(self, upload_id: str, *, inline: bool = False) -> str:
+        """The short-lived presigned URL a completed upload's file is fetched from (the 302 of
+        the download call, not followed: the URL must be fetched without our token)."""
+        path = f"uploads/{upload_id}/download/" + ("?inline=1" if inline else "")
+        location = self.request("GET", path, allow_redirects=False)
+        if not isinstance(location, str):
+            raise PartwiseError(f"GET {path}: expected a redirect", code="bad_response")
+        return location
 
     # --- tokens ----------------------------------------------------------------------------
     def login(self, username: str, password: str, *, name: str = "partwise-cli") -> str:

@@ -4,6 +4,8 @@
     partwise resume FILE
     partwise list [--status S]
     partwise abort ID
+    partwise download ID [-o PATH]     (verifies the size, and the SHA-256 when there is one)
+    partwise delete ID                 (a completed upload's file; the record stays, `deleted`)
     partwise login USERNAME            (prints a new token; password from a prompt)
 
 The server and token also come from PARTWISE_SERVER and PARTWISE_TOKEN. Exit codes are listed
@@ -28,6 +30,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .api import PartwiseApi
+from .downloading import download
 from .errors import AuthError, FileMismatch, NotFound, NothingToResume, PartwiseError
 from .planning import MiB
 from .retry import Backoff
@@ -38,7 +41,7 @@ FAILED = 1  # the server, S3 or the network said no (details on stderr)
 USAGE = 2  # bad arguments, a missing file, no server or token
 AUTH = 3  # the token is missing, wrong or revoked
 NOT_FOUND = 4  # no such upload, or nothing to resume
-MISMATCH = 5  # the file is not the one the unfinished upload holds
+MISMATCH = 5  # the file is not the one the unfinished upload holds, or a download failed its check
 INTERRUPTED = 130  # Ctrl+C (128 + SIGINT), as shells report it
 EXIT_CODES = {
     OK: "done",
@@ -46,7 +49,7 @@ EXIT_CODES = {
     USAGE: "usage error",
     AUTH: "not authenticated or not allowed",
     NOT_FOUND: "upload not found / nothing to resume",
-    MISMATCH: "the file does not match the unfinished upload",
+    MISMATCH: "the file does not match the upload (unfinished upload, or a download's check)",
     INTERRUPTED: "interrupted; run `partwise resume FILE` to continue",
 }
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kKmMgG]?)$")
@@ -115,6 +118,22 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--status", default="", help="only uploads in this status")
     abort = commands.add_parser("abort", parents=[common], help="abort an unfinished upload")
     abort.add_argument("upload_id", metavar="ID")
+    fetch = commands.add_parser(
+        "download", parents=[common], help="download a completed upload's file (verified)"
+    )
+    fetch.add_argument("upload_id", metavar="ID")
+    fetch.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="PATH",
+        help="file or directory to write to (default: the upload's name, here)",
+    )
+    fetch.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    delete = commands.add_parser(
+        "delete", parents=[common], help="delete a completed upload's file (the record stays)"
+    )
+    delete.add_argument("upload_id", metavar="ID")
     login = commands.add_parser("login", parents=[common], help="print a new API token")
     login.add_argument("username")
     login.add_argument("--name", default="partwise-cli", help="the token's name")
@@ -203,6 +222,34 @@ def _send(args: argparse.Namespace, api: PartwiseApi, path: Path, resume: str) -
     Run.current = None
 
 
+def _download(args: argparse.Namespace) -> None:
+    api = _api(args, backoff=QUICK)
+    with tqdm(
+        total=0, unit="MiB", bar_format=BAR_FORMAT, desc=args.upload_id[:30], disable=args.quiet
+    ) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total / MiB
+            bar.update(done / MiB - bar.n)
+
+        done = download(api, args.upload_id, args.output, progress=progress)
+    checked = "size and SHA-256 checked" if done.checksum_checked else "size checked"
+    print(f"{done.path}: downloaded {args.upload_id} ({mib(done.size)}, {checked})")
+
+
+def _delete(args: argparse.Namespace) -> None:
+    api = _api(args, backoff=QUICK)
+    upload = api.get_upload(args.upload_id)
+    if upload["status"] not in ("completed", "deleted") or not upload.get("etag"):
+        raise PartwiseError(
+            f"{upload['id']} is {upload['status']}, not completed: nothing to delete "
+            f"(`partwise abort {upload['id']}` cancels an unfinished upload)",
+            code="upload_conflict",
+        )
+    deleted = api.delete_file(upload["id"], upload["etag"])
+    print(f"{deleted['id']}: {deleted['status']} {deleted['filename']} ({mib(deleted['size'])})")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.command == "upload":
         paths = files_of(args.files)
@@ -224,6 +271,10 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "abort":
         upload = _api(args, backoff=QUICK).abort_upload(args.upload_id)
         print(f"{upload['id']}: {upload['status']}")
+    elif args.command == "download":
+        _download(args)
+    elif args.command == "delete":
+        _delete(args)
     elif args.command == "login":
         password = os.environ.get("PARTWISE_PASSWORD") or getpass.getpass()
         api = _api(args, token_needed=False, backoff=QUICK)

@@ -88,6 +88,18 @@ class PartMismatch(UploadConflict):
     default_detail = "A part in storage does not match the upload's plan or its reported ETag."
 
 
+class PreconditionFailed(UploadError):
+    """An `If-Match` that does not name the upload's current etag (RFC 9110, 13.1.1).
+
+    Deleting a completed file must name the file it means: a stale or wrong etag is refused
+    rather than taken as "delete whatever is there".
+    """
+
+    status_code = 412
+    code = "precondition_failed"
+    default_detail = "If-Match does not name this upload's etag."
+
+
 class StorageFailed(UploadError):
     """S3 could not do what was asked; `s3_code` is S3's own error code ("" if unreachable).
 

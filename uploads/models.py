@@ -25,6 +25,9 @@ class UploadStatus(models.TextChoices):
     ABORTED = "aborted"
     EXPIRED = "expired"
     FAILED = "failed"
+    # A completed upload whose object the owner deleted on purpose (If-Match: its etag); the
+    # row is kept for audit, the object is gone from S3. Terminal.
+    DELETED = "deleted"
 
 
 class Verification(models.TextChoices):

@@ -236,3 +236,27 @@ def test_login_prints_a_token_that_works(server, tmp_path):
         server, "login", "alice", cwd=tmp_path, env={**env, "PARTWISE_PASSWORD": "nope"}
     )
     assert wrong.returncode == 3
+
+
+def test_download_verifies_the_file_and_delete_removes_it(server, tmp_path):
+    source = tmp_path / "Überblick.bin"
+    source.write_bytes(os.urandom(12 * MiB + 7))  # three 5 MiB parts: a composite SHA-256
+    uploaded = partwise(server, "upload", str(source), "--part-size", "5M", "-q", cwd=tmp_path)
+    assert uploaded.returncode == 0, uploaded.stderr
+    upload_id = re.search(r"uploaded as ([0-9a-f-]{36})", uploaded.stdout).group(1)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+
+    fetched = partwise(server, "download", upload_id, "-q", "-o", str(inbox), cwd=tmp_path)
+
+    assert fetched.returncode == 0, fetched.stderr
+    assert "size and SHA-256 checked" in fetched.stdout
+    assert (inbox / source.name).read_bytes() == source.read_bytes()
+    assert os.listdir(inbox) == [source.name]
+
+    deleted = partwise(server, "delete", upload_id, cwd=tmp_path)
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout == f"{upload_id}: deleted {source.name} (12.0 MiB)\n"
+    assert server.api("GET", f"/api/uploads/{upload_id}/").json()["status"] == "deleted"
+    again = partwise(server, "download", upload_id, "-q", "-o", str(tmp_path / "x"), cwd=tmp_path)
+    assert (again.returncode, "upload_conflict" in again.stderr) == (1, True)

@@ -57,12 +57,27 @@ def iso(when: float) -> str:
 class FakeHttpResponse:
     """What `requests` answers, as far as api.error_from and the part sender read it."""
 
-    def __init__(self, status: int = 200, body: Any = None, text: str = "", etag: str = ""):
+    def __init__(
+        self,
+        status: int = 200,
+        body: Any = None,
+        text: str = "",
+        etag: str = "",
+        data: bytes | None = None,
+    ):
         self.status_code, self._body, self.text = status, body, text
         self.ok = status < 400
         self.url = SERVER
         self.headers = {"ETag": etag} if etag else {}
-        self.content = b"x" if body is not None or text else b""
+        self.content = data if data is not None else b"x" if body is not None or text else b""
+        self.closed = False
+
+    def iter_content(self, chunk_size: int = 1):
+        for start in range(0, len(self.content), chunk_size):
+            yield self.content[start : start + chunk_size]
+
+    def close(self) -> None:
+        self.closed = True
 
     def json(self) -> Any:
         if self._body is None:
@@ -108,6 +123,9 @@ class State:
     put_gate: threading.Event | None = None  # PUTs wait for it when set
     expired_puts: int = 0
     hooks: dict[str, list[Callable[..., None]]] = field(default_factory=dict)
+    # completed files: the bytes S3 serves at an upload's download URL
+    objects: dict[str, bytes] = field(default_factory=dict)
+    downloads: list[str] = field(default_factory=list)  # upload ids whose URL was fetched
 
 
 class FakeS3Session:
@@ -116,8 +134,10 @@ class FakeS3Session:
     def __init__(self, state: State) -> None:
         self.state = state
 
-    def request(self, method, url, data=None, headers=None, timeout=None):
+    def request(self, method, url, data=None, headers=None, timeout=None, stream=False):
         state = self.state
+        if method == "GET":
+            return self._get(url)
         # Read in blocks, as urllib3 does, so the fake holds no whole part either.
         digest, md5 = hashlib.sha256(), hashlib.md5()  # noqa: S324 (S3's ETag)
         for block in iter(lambda: data.read(64 * 1024), b"") if data else ():
@@ -147,6 +167,16 @@ class FakeS3Session:
                 "checksum": headers["x-amz-checksum-sha256"],
             }
         return FakeHttpResponse(etag=f'"{md5.hexdigest()}"')
+
+    def _get(self, url):
+        """A presigned GET of a completed file (what `download_location` handed out)."""
+        upload_id = urlsplit(url).path.strip("/").split("/")[1]
+        with self.state.lock:
+            self.state.downloads.append(upload_id)
+            data = self.state.objects.get(upload_id)
+        if data is None:
+            return FakeHttpResponse(404, text=s3_error(404))
+        return FakeHttpResponse(data=data)
 
 
 class FakePartwise(PartwiseApi):
@@ -192,6 +222,24 @@ class FakePartwise(PartwiseApi):
         }  # fmt: skip
         return state.uploads[upload_id]
 
+    def add_completed(self, upload_id: str, data: bytes, *, filename="f.bin", checksum=True):
+        """A completed upload of `data` whose object S3 serves (with S3's composite SHA-256)."""
+        upload = self.add(upload_id, len(data), filename=filename)
+        self.store(upload_id, data, range(1, upload["part_count"] + 1))
+        digests = b"".join(
+            base64.b64decode(part["checksum"]) for _, part in sorted(upload["stored"].items())
+        )
+        composite = base64.b64encode(hashlib.sha256(digests).digest()).decode()
+        upload["status"], upload["completed_at"] = "completed", iso(time.time())
+        upload["etag"] = f"{hashlib.md5(data).hexdigest()}-{upload['part_count']}"  # noqa: S324
+        upload["checksum"] = f"{composite}-{upload['part_count']}" if checksum else ""
+        if not checksum:
+            upload["checksum_algorithm"] = ""
+            for part in upload["stored"].values():
+                part["checksum"] = ""
+        self.state.objects[upload_id] = data
+        return upload
+
     def lease(self, upload_id: str, numbers, *, session: str, idle_for: float = 0.0) -> None:
         """Another session signed `numbers`, and was last heard of `idle_for` seconds ago."""
         with self.state.lock:
@@ -227,6 +275,9 @@ class FakePartwise(PartwiseApi):
         params.update({k: v[0] for k, v in parse_qs(query).items()})
         body = kwargs.get("json")
         operation, upload_id = self._route(method, path.strip("/").split("/"))
+        if_match = (kwargs.get("headers") or {}).get("If-Match")
+        if operation == "abort" and if_match is not None:
+            operation, params["if_match"] = "delete", if_match
         state = self.state
         with state.lock:
             state.calls.append((method, operation))
@@ -238,13 +289,14 @@ class FakePartwise(PartwiseApi):
                 status, answer = refused.status, refused.body
             state.exchanges.append(
                 {"method": method, "operation": operation, "status": status,
-                 "request": body, "answer": answer, "best_effort": best_effort}
+                 "request": body, "answer": None if status == 302 else answer,
+                 "best_effort": best_effort}
             )  # fmt: skip
         for hook in state.hooks.get(operation, []):
             hook(self, answer)
         if status >= 400:
             raise error_from(FakeHttpResponse(status, answer))  # type: ignore[arg-type]
-        return answer
+        return answer  # a 302's answer is its Location, as PartwiseApi.request answers it
 
     @staticmethod
     def _route(method: str, segments: list[str]) -> tuple[str, str]:
@@ -255,7 +307,8 @@ class FakePartwise(PartwiseApi):
         upload_id = segments[1]
         if len(segments) == 2:
             return ("abort" if method == "DELETE" else "detail"), upload_id
-        return {"sign": "sign", "parts": "report", "complete": "complete"}[segments[2]], upload_id
+        operations = {"sign": "sign", "parts": "report", "complete": "complete"}
+        return {**operations, "download": "download"}[segments[2]], upload_id
 
     # --- the server's rules ----------------------------------------------------------------
     def _upload(self, upload_id: str) -> dict[str, Any]:
@@ -420,6 +473,23 @@ class FakePartwise(PartwiseApi):
     def _abort(self, upload_id: str, body: Any, params: dict[str, Any]):
         upload = self._upload(upload_id)
         upload["status"] = "aborted"
+        return 200, self._json(upload, parts=False)
+
+    def _download(self, upload_id: str, body: Any, params: dict[str, Any]):
+        upload = self._upload(upload_id)
+        if upload["status"] != "completed":
+            raise Refused(409, "upload_conflict", "Not completed.", status=upload["status"])
+        return 302, f"https://s3.test/objects/{upload_id}?X-Amz-Expires=300"
+
+    def _delete(self, upload_id: str, body: Any, params: dict[str, Any]):
+        upload = self._upload(upload_id)
+        etag = f'"{upload["etag"]}"' if upload["etag"] else ""
+        if not etag or params["if_match"] != etag:
+            raise Refused(412, "precondition_failed", "Wrong etag.", etag=etag)
+        if upload["status"] not in ("completed", "deleted"):
+            raise Refused(409, "upload_conflict", "Not completed.", status=upload["status"])
+        upload["status"] = "deleted"
+        self.state.objects.pop(upload_id, None)
         return 200, self._json(upload, parts=False)
 
     def _login(self, _: str, body: dict[str, Any], params: dict[str, Any]):

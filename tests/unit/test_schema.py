@@ -38,6 +38,7 @@ def test_the_schema_is_generated_without_a_warning_and_lists_every_route(schema)
         "/api/uploads/",
         "/api/uploads/{id}/",
         "/api/uploads/{id}/complete/",
+        "/api/uploads/{id}/download/",
         "/api/uploads/{id}/parts/",
         "/api/uploads/{id}/sign/",
         "/s3/multipart",

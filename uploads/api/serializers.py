@@ -138,6 +138,14 @@ class UploadDetailQuerySerializer(serializers.Serializer):
     session = session_field()
 
 
+class UploadDownloadQuerySerializer(serializers.Serializer):
+    inline = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="1: `Content-Disposition: inline` (show in the browser) instead of attachment.",
+    )
+
+
 class UploadListQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Upload.Status.choices, required=False)
     fingerprint = serializers.CharField(max_length=128, required=False)

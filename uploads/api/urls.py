@@ -11,6 +11,7 @@ urlpatterns = [
     path("uploads/<str:pk>/sign/", views.UploadSignApi.as_view(), name="sign"),
     path("uploads/<str:pk>/parts/", views.UploadPartsApi.as_view(), name="parts"),
     path("uploads/<str:pk>/complete/", views.UploadCompleteApi.as_view(), name="complete"),
+    path("uploads/<str:pk>/download/", views.UploadDownloadApi.as_view(), name="download"),
     path("auth/token/", tokens.TokenLoginApi.as_view(), name="token-login"),
     path("auth/tokens/", tokens.TokenListApi.as_view(), name="token-list"),
     path("auth/tokens/<str:pk>/", tokens.TokenDetailApi.as_view(), name="token-detail"),

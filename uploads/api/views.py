@@ -5,7 +5,13 @@ from typing import Any
 
 from django.http import Http404
 from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination
@@ -24,6 +30,7 @@ from .serializers import (
     UploadCreateInputSerializer,
     UploadDetailQuerySerializer,
     UploadDetailSerializer,
+    UploadDownloadQuerySerializer,
     UploadListQuerySerializer,
     UploadLiveDetailSerializer,
     UploadProgressSerializer,
@@ -43,6 +50,7 @@ ERRORS = {
         403: "not allowed (e.g. CSRF failed)",
         404: "not yours or absent",
         409: "wrong state for this call",
+        412: "If-Match does not name the upload's etag",
         413: "too large",
         415: "type not allowed",
         429: "throttled",
@@ -84,6 +92,24 @@ def get_own_upload(request: Request, pk: str) -> Upload:
         return selectors.uploads_of(signed_in_user(request)).get(pk=upload_id)
     except Upload.DoesNotExist:
         raise Http404 from None
+
+
+def with_entity_tag(response: Response, upload: Upload) -> Response:
+    """The upload's etag as the answer's `ETag` header (strong, quoted): what `If-Match` names."""
+    tag = services.entity_tag(upload)
+    if tag:
+        response["ETag"] = tag
+    return response
+
+
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description='A completed upload only: its etag, quoted (`"…"`, as the `ETag` header shows '
+    "it). Deletes the file in S3 and marks the upload `deleted`; a wrong etag answers 412.",
+)
 
 
 class UploadListApi(APIView):
@@ -160,15 +186,53 @@ class UploadDetailApi(APIView):
         upload = services.sync_upload_parts(get_own_upload(request, pk), by=signed_in_user(request))
         body = UploadDetailSerializer(upload).data
         body["other_sessions"] = selectors.other_sessions(upload, session=session)
-        return Response(body)
+        return with_entity_tag(Response(body), upload)
 
     @extend_schema(
+        parameters=[IF_MATCH],
         responses={200: UploadSerializer, **ERRORS},
-        summary="Abort the upload (idempotent; a completed upload answers 409)",
+        summary="Abort the upload, or with If-Match delete the completed file",
+        description="Without If-Match: abort (idempotent); a completed upload answers 409. "
+        "With `If-Match: <its etag>`: the completed file is deleted in S3 and the upload "
+        "becomes `deleted`, its record kept (idempotent); a wrong etag answers 412 "
+        "`precondition_failed`.",
     )
     def delete(self, request: Request, pk: str) -> Response:
-        upload = services.abort_upload(get_own_upload(request, pk), by=signed_in_user(request))
-        return Response(UploadSerializer(upload).data)
+        upload, by = get_own_upload(request, pk), signed_in_user(request)
+        if_match = request.headers.get("If-Match")
+        if if_match is None:
+            upload = services.abort_upload(upload, by=by)
+        else:
+            upload = services.delete_file(upload, if_match=if_match, by=by)
+        return with_entity_tag(Response(UploadSerializer(upload).data), upload)
+
+
+class UploadDownloadApi(APIView):
+    @extend_schema(
+        parameters=[UploadDownloadQuerySerializer],
+        responses={
+            302: OpenApiResponse(
+                description="Location: a presigned GET of the file, valid "
+                "UPLOADS_DOWNLOAD_EXPIRY seconds, served with Content-Disposition "
+                "(attachment, or inline with ?inline=1) and the original name."
+            ),
+            **ERRORS,
+        },
+        summary="Download a completed upload's file (302 to a short-lived presigned URL)",
+    )
+    def get(self, request: Request, pk: str) -> Response:
+        query = UploadDownloadQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        url = services.download_url(
+            get_own_upload(request, pk),
+            by=signed_in_user(request),
+            inline=query.validated_data["inline"],
+        )
+        # The URL is a bearer credential for a few minutes: no cache may keep the answer.
+        return Response(
+            status=status.HTTP_302_FOUND,
+            headers={"Location": url, "Cache-Control": "private, no-store"},
+        )
 
 
 class UploadSignApi(APIView):

@@ -5,7 +5,8 @@
 - `uploading`: start, sign, record, and the sync of recorded parts with S3;
 - `completion`: claim, check the parts, complete in S3, settle;
 - `cleanup`: abort, expiry, orphans, the operators' batch actions;
-- `verification`: a completed object checked again, reconciliation.
+- `verification`: a completed object checked again, reconciliation;
+- `files`: completed files downloaded (a presigned GET) and deleted on purpose (If-Match).
 
 Views, admin actions, Celery tasks and the Uppy layer call these and hold no rule of their own;
 reads they need are in `uploads.selectors`. Each service takes the storage to use as a keyword
@@ -25,6 +26,7 @@ from .cleanup import (
     reconcile_orphans,
 )
 from .completion import complete_upload, record_parts_and_complete
+from .files import delete_file, delete_files, download_url, entity_tag
 from .state import (
     COMPLETION_TAKEOVER_AFTER,
     EXPIRABLE,
@@ -82,6 +84,10 @@ __all__ = [
     "clean_filename",
     "complete_upload",
     "composite_checksum",
+    "delete_file",
+    "delete_files",
+    "download_url",
+    "entity_tag",
     "expire_stale_uploads",
     "extend_expiry",
     "find_orphans",

@@ -326,6 +326,41 @@ class MultipartStorage:
             checksum=response.get("ChecksumSHA256", "") or "",
         )
 
+    def presign_get_object(
+        self,
+        key: str,
+        *,
+        expires_in: int,
+        content_disposition: str = "",
+        content_type: str = "",
+    ) -> str:
+        """A presigned GET of the object at `key`, valid `expires_in` seconds.
+
+        `content_disposition` and `content_type`, when given, are signed into the URL as
+        `response-content-disposition` / `response-content-type`: S3 answers the GET with them,
+        whatever the object was stored with (attachment or inline, the original name).
+        """
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if content_disposition:
+            params["ResponseContentDisposition"] = content_disposition
+        if content_type:
+            params["ResponseContentType"] = content_type
+        with _translated("GetObject (presign)"):
+            return str(
+                self.presign_client.generate_presigned_url(
+                    "get_object", Params=params, ExpiresIn=expires_in
+                )
+            )
+
+    def delete_object(self, key: str) -> None:
+        """Delete the object at `key`; an object already gone counts as deleted (S3 answers
+        DeleteObject alike whether or not the key existed)."""
+        try:
+            with _translated("DeleteObject"):
+                self.client.delete_object(Bucket=self.bucket, Key=key)
+        except UploadGone:
+            return
+
     # --- the bucket (setup_storage, the admin) ------------------------------------------------
     def head_bucket(self) -> bool:
         """True when the bucket exists (and these credentials may use it)."""

@@ -152,6 +152,41 @@ export function createLists({ options, isLive, resume, say }) {
   function completedItem(item) {
     const [li, meta] = head(item);
     meta.textContent = `Completed ${new Date(item.completedAt).toLocaleString()}`;
+    const actions = document.createElement("div");
+    actions.className = "actions";
+    // A plain link: the server answers 302 to a short-lived presigned URL, and S3 serves the
+    // file as an attachment under its own name (Content-Disposition), so the browser saves it.
+    const download = document.createElement("a");
+    download.className = "button";
+    download.href = `${options.endpoint}${item.id}/download/`;
+    download.textContent = "Download";
+    download.setAttribute("aria-label", `Download ${item.filename}`);
+    const remove = button("Delete…", `Delete the file ${item.filename} from storage`, async () => {
+      const sure = await confirmAction({
+        title: `Delete ${item.filename}?`,
+        text: `The file (${formatBytes(item.size)}) is deleted from storage; the upload's record stays, marked deleted. This cannot be undone.`,
+        keep: "Keep it",
+        confirm: "Delete the file",
+      });
+      if (!sure) return;
+      remove.disabled = true;
+      try {
+        // If-Match names the file this row shows: a file replaced since is never deleted.
+        await abortUpload(item.id, { ...options, headers: { ...options.headers, "If-Match": `"${item.etag}"` } });
+        li.remove();
+        completedShown = Math.max(0, completedShown - 1);
+        $("completed-empty").hidden = completedShown > 0;
+        renderCompletedFooter();
+        say(`Deleted ${item.filename}.`);
+      } catch (error) {
+        say(`Could not delete ${item.filename}: ${describeError(error)}`);
+        remove.disabled = false;
+        refresh();
+      }
+    });
+    remove.classList.add("danger");
+    actions.append(download, remove);
+    li.append(actions);
     return li;
   }
 
