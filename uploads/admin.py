@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
 from django.db.models import IntegerField, QuerySet, Value
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -24,8 +25,10 @@ from django.urls import URLPattern, path, reverse
 from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince, timeuntil
+from django.utils.translation import ngettext
 
 from . import selectors, services
+from .admin_files import delete_files
 from .conf import upload_settings
 from .exceptions import StorageFailed
 from .models import Upload
@@ -44,7 +47,14 @@ PARTS_SHOWN = 1000  # recorded parts listed on the detail page; the rest are cou
 
 
 def _uploads(count: int) -> str:
-    return f"{count} upload" if count == 1 else f"{count} uploads"
+    return ngettext("%(count)d upload", "%(count)d uploads", count) % {"count": count}
+
+
+def _bytes(size: int | None) -> str:
+    """A size as people read it, the exact bytes on hover (both matter to an operator)."""
+    if size is None:
+        return "not known yet"
+    return format_html('<span title="{} bytes">{}</span>', f"{size:,}", filesizeformat(size))
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -98,32 +108,24 @@ class StaleFilter(admin.SimpleListFilter):
 
 @admin.register(Upload)
 class UploadAdmin(UploadModelAdmin):
-    list_display = [
-        "filename",
-        "owner",
-        "size_display",
-        "progress",
-        "status",
-        "age",
-        "last_activity",
-        "expiry",
-        "s3_abort_date",
-    ]
+    # Fits a 1280 px screen beside the filters (tests/e2e/test_admin.py): the size is in the
+    # progress column, the age under the last activity, S3's abort date under the expiry.
+    list_display = ["upload", "owner", "status", "progress", "activity", "expires"]
     list_filter = [StatusFilter, StaleFilter, ("owner", admin.RelatedOnlyFieldListFilter)]
     # The key holds the upload's id (prefix/<id>/name), so searching it finds ids too.
     search_fields = ["filename", "key", "owner__username", "owner__email"]
     list_select_related = ["owner"]
     show_facets = admin.ShowFacets.NEVER  # counts per status come from one query instead
-    actions = ["abort", "reconcile", "extend_expiry"]
+    actions = ["abort", "reconcile", "extend_expiry", delete_files]
     fieldsets = [
         (None, {"fields": ["id", "owner", "filename", "status", "failure_reason"]}),
         (
             "Size and progress",
             {
                 "fields": [
-                    "size",
+                    "size_human",
                     "content_type",
-                    "part_size",
+                    "part_size_human",
                     "part_count",
                     "progress",
                     "checksum_algorithm",
@@ -138,7 +140,7 @@ class UploadAdmin(UploadModelAdmin):
             {"fields": ["created_at", "updated_at", "expires_at", "s3_abort_date", "completed_at"]},
         ),
     ]
-    readonly_fields = ["progress", "s3_abort_date"]
+    readonly_fields = ["size_human", "part_size_human", "progress", "s3_abort_date"]
 
     # --- read-only: state changes only through the actions (services) -------------------------
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -154,12 +156,17 @@ class UploadAdmin(UploadModelAdmin):
         """May run the actions and abort orphans: who could change uploads in a plain admin."""
         return request.user.has_perm("uploads.change_upload")
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Upload]:
-        # S3's abort date needs the bucket's lifecycle rule: read once per request.
+    def lifecycle_days(self, request: HttpRequest) -> int | None:
+        """Days after which the bucket's lifecycle rule aborts uploads: read once per request."""
         if not hasattr(request, "_partwise_lifecycle_days"):
             # A per-request memo on the request itself, which declares no such attribute.
             request._partwise_lifecycle_days = selectors.lifecycle_abort_days()  # type: ignore[attr-defined]
         days: int | None = request._partwise_lifecycle_days  # type: ignore[attr-defined]
+        return days
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Upload]:
+        # S3's abort date needs the bucket's lifecycle rule (one read per request).
+        days = self.lifecycle_days(request)
         return (
             super()
             .get_queryset(request)
@@ -167,9 +174,17 @@ class UploadAdmin(UploadModelAdmin):
         )
 
     # --- columns ---------------------------------------------------------------------------
+    @admin.display(description="upload", ordering="filename")
+    def upload(self, obj: Upload) -> str:
+        return obj.filename
+
     @admin.display(description="size", ordering="size")
-    def size_display(self, obj: Upload) -> str:
-        return filesizeformat(obj.size) if obj.size is not None else "not known yet"
+    def size_human(self, obj: Upload) -> str:
+        return _bytes(obj.size)
+
+    @admin.display(description="part size")
+    def part_size_human(self, obj: Upload) -> str:
+        return _bytes(obj.part_size)
 
     @admin.display(description="progress", ordering="bytes_uploaded")
     def progress(self, obj: Upload) -> str:
@@ -182,7 +197,8 @@ class UploadAdmin(UploadModelAdmin):
         parts = f"{obj.parts_uploaded}/{obj.part_count}" if obj.part_count else obj.parts_uploaded
         total = filesizeformat(obj.size) if obj.size is not None else "?"
         return format_html(
-            '<progress max="100" value="{}" title="{}%"></progress> {} of {} · {} parts',
+            '<progress max="100" value="{}" title="{}%"></progress><br>{} of {}'
+            '<br><span class="quiet">{} parts</span>',
             percent,
             percent,
             filesizeformat(obj.bytes_uploaded),
@@ -190,30 +206,36 @@ class UploadAdmin(UploadModelAdmin):
             parts,
         )
 
-    @admin.display(description="age", ordering="created_at")
-    def age(self, obj: Upload) -> str:
-        return timesince(obj.created_at)
+    @admin.display(description="activity", ordering="updated_at")
+    def activity(self, obj: Upload) -> str:
+        return format_html(
+            '{} ago<br><span class="quiet">{} old</span>',
+            timesince(obj.updated_at, depth=1),
+            timesince(obj.created_at, depth=1),
+        )
 
-    @admin.display(description="last activity", ordering="updated_at")
-    def last_activity(self, obj: Upload) -> str:
-        return f"{timesince(obj.updated_at)} ago"
-
-    @admin.display(description="expiry", ordering="expires_at")
-    def expiry(self, obj: Upload) -> str:
+    @admin.display(description="expires", ordering="expires_at")
+    def expires(self, obj: Upload) -> str:
         if obj.status not in Upload.EXPIRABLE or obj.completed_at:
             return "—"
         if obj.expires_at <= timezone.now():
-            return f"stale for {timesince(obj.expires_at)}"
-        return f"in {timeuntil(obj.expires_at)}"
+            when = f"stale for {timesince(obj.expires_at, depth=1)}"
+        else:
+            when = f"in {timeuntil(obj.expires_at, depth=1)}"
+        aborts = self.s3_abort_date(obj, short=True)
+        if aborts is None:
+            return when
+        return format_html('{}<br><span class="quiet">S3 aborts {}</span>', when, aborts)
 
     @admin.display(description="S3 aborts it")
-    def s3_abort_date(self, obj: Upload) -> str | None:
+    def s3_abort_date(self, obj: Upload, *, short: bool = False) -> str | None:
         days = getattr(obj, "lifecycle_days", None)
         if days is None or obj.status not in Upload.INCOMPLETE or obj.completed_at:
             return None
         # S3 counts from its own initiation time, which is created_at to within a request.
-        when = selectors.lifecycle_abort_date(obj.created_at, days)
-        return formats.localize(timezone.localtime(when))
+        when = timezone.localtime(selectors.lifecycle_abort_date(obj.created_at, days))
+        # Short, for the changelist: weeks away at most, so the month and day say it.
+        return formats.date_format(when, "M j") if short else formats.localize(when)
 
     # --- the changelist's counts, the detail page's parts -----------------------------------
     def changelist_view(
@@ -258,9 +280,33 @@ class UploadAdmin(UploadModelAdmin):
     @admin.action(
         description="Abort selected uploads (and their parts in S3)", permissions=["operate"]
     )
-    def abort(self, request: HttpRequest, queryset: QuerySet[Upload]) -> None:
+    def abort(self, request: HttpRequest, queryset: QuerySet[Upload]) -> HttpResponse | None:
+        """Ask first (Django's pattern for destructive actions), then abort on "Yes"."""
+        if request.POST.get("post") != "yes":
+            return self.abort_confirmation(request, queryset)
         result = services.abort_uploads(queryset)
         self._report(request, f"Aborted {_uploads(result.changed)}.", result.errors)
+        return None
+
+    def abort_confirmation(self, request: HttpRequest, queryset: QuerySet[Upload]) -> HttpResponse:
+        """The page that lists what an abort destroys: the parts S3 holds, gone for good."""
+        uploads = list(queryset.select_related("owner"))
+        # What abort_upload cancels; the rest it refuses (completing, completed) or has no
+        # parts left to drop (aborted, expired), and the page says so.
+        abortable = [u for u in uploads if u.status in (Status.UPLOADING, Status.FAILED)]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Abort these uploads?",
+            "opts": self.model._meta,
+            "action_name": "abort",
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "queryset": queryset,
+            "abortable": abortable,
+            "left_alone": [upload for upload in uploads if upload not in abortable],
+            "bytes_lost": sum(upload.bytes_uploaded for upload in abortable),
+            "parts_lost": sum(upload.parts_uploaded for upload in abortable),
+        }
+        return TemplateResponse(request, "admin/uploads/upload/abort_confirmation.html", context)
 
     @admin.action(description="Reconcile selected uploads with S3", permissions=["operate"])
     def reconcile(self, request: HttpRequest, queryset: QuerySet[Upload]) -> None:
@@ -275,11 +321,31 @@ class UploadAdmin(UploadModelAdmin):
     @admin.action(description="Extend the expiry of selected uploads", permissions=["operate"])
     def extend_expiry(self, request: HttpRequest, queryset: QuerySet[Upload]) -> None:
         by = timedelta(seconds=upload_settings().stale_after)
-        count = services.extend_expiry(queryset, by=by)
+        result = services.extend_expiry(queryset, by=by, abort_days=self.lifecycle_days(request))
+        period = timesince(timezone.now() - by)
         self.message_user(
-            request,
-            f"Extended the expiry of {_uploads(count)} by {timesince(timezone.now() - by)}.",
+            request, f"Extended the expiry of {_uploads(result.extended)} by {period}."
         )
+        if result.capped:
+            text = ngettext(
+                "%(count)d of them only up to the date the bucket's lifecycle rule aborts its "
+                "parts in S3 (“S3 aborts it”): Partwise cannot keep an upload longer than S3 does.",
+                "%(count)d of them only up to the date the bucket's lifecycle rule aborts their "
+                "parts in S3 (“S3 aborts it”): Partwise cannot keep an upload longer than S3 does.",
+                result.capped,
+            )
+            self.message_user(request, text % {"count": result.capped}, messages.WARNING)
+        if result.at_lifecycle_limit:
+            text = ngettext(
+                "%(count)d upload was not extended: the bucket's lifecycle rule aborts its parts "
+                "in S3 by its current expiry already.",
+                "%(count)d uploads were not extended: the bucket's lifecycle rule aborts their "
+                "parts in S3 by their current expiry already.",
+                result.at_lifecycle_limit,
+            )
+            self.message_user(
+                request, text % {"count": result.at_lifecycle_limit}, messages.WARNING
+            )
 
     # --- the orphans page -------------------------------------------------------------------
     def get_urls(self) -> list[URLPattern]:
@@ -307,9 +373,12 @@ class UploadAdmin(UploadModelAdmin):
             except StorageFailed as error:
                 self.message_user(request, f"S3: {error.detail}", messages.ERROR)
             else:
-                self.message_user(
-                    request, f"Aborted {len(aborted)} orphaned multipart uploads in S3."
+                text = ngettext(
+                    "Aborted %(count)d orphaned multipart upload in S3.",
+                    "Aborted %(count)d orphaned multipart uploads in S3.",
+                    len(aborted),
                 )
+                self.message_user(request, text % {"count": len(aborted)})
             return HttpResponseRedirect(request.path)
         conf = upload_settings()
         try:

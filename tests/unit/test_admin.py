@@ -161,6 +161,7 @@ def test_search_finds_uploads_by_filename_owner_id_and_key(admin_client, storage
 
 
 def test_each_row_shows_owner_size_progress_age_activity_and_expiry(admin_client, storage, user):
+    """Six columns that fit a 1280 px screen (tests/e2e/test_admin.py shows they do)."""
     upload = UploadFactory(owner=user, filename="big.iso")
     UploadPartFactory(upload=upload, number=1)
     UploadPartFactory(upload=upload, number=2)
@@ -169,9 +170,12 @@ def test_each_row_shows_owner_size_progress_age_activity_and_expiry(admin_client
     text = admin_client.get(CHANGELIST).text
 
     assert '<progress max="100" value="90"' in text
-    assert "10.0\xa0MB of 11.0\xa0MB · 2/3 parts" in text
+    assert "10.0\xa0MB of 11.0\xa0MB" in text
+    assert '<span class="quiet">2/3 parts</span>' in text
     assert "alice" in text
-    assert "in 6\xa0days" in text  # expiry
+    assert "0\xa0minutes ago" in text  # last activity
+    assert '<span class="quiet">0\xa0minutes old</span>' in text  # age
+    assert '<td class="field-expires">in 6\xa0days</td>' in text  # no lifecycle rule: no date
 
 
 def test_the_changelist_shows_when_the_lifecycle_rule_lets_s3_abort_an_upload(
@@ -181,11 +185,12 @@ def test_the_changelist_shows_when_the_lifecycle_rule_lets_s3_abort_an_upload(
     upload = UploadFactory()
     when = selectors.lifecycle_abort_date(upload.created_at, 8)
     expected = formats.localize(timezone.localtime(when))  # e.g. "Nov. 30, 2026, midnight"
+    short = formats.date_format(timezone.localtime(when), "M j")  # e.g. "Nov 30"
 
     listing = admin_client.get(CHANGELIST)
     detail = admin_client.get(detail_url(upload))
 
-    assert f'<td class="field-s3_abort_date">{expected}</td>' in listing.text
+    assert f'<span class="quiet">S3 aborts {short}</span></td>' in listing.text  # under expiry
     assert expected in detail.text
 
 
@@ -229,20 +234,47 @@ def test_the_detail_page_reports_an_s3_failure_instead_of_crashing(
 
 
 # --- actions -------------------------------------------------------------------------------
-def act(client: Client, action: str, uploads, query: str = "") -> list[str]:
+def act(client: Client, action: str, uploads, query: str = "", *, confirm: bool = False):
+    """Run an action on the changelist; `confirm` answers its confirmation page with yes."""
     response = client.post(
         f"{CHANGELIST}{query}",
-        {"action": action, "_selected_action": [str(upload.pk) for upload in uploads]},
+        {
+            "action": action,
+            "_selected_action": [str(upload.pk) for upload in uploads],
+            **({"post": "yes"} if confirm else {}),
+        },
         follow=True,
     )
     assert response.status_code == 200
     return messages_of(response)
 
 
+def test_the_abort_action_asks_first_and_says_what_will_be_lost(admin_client, storage, user):
+    upload = start(user)
+    Upload.objects.filter(pk=upload.pk).update(parts_uploaded=2, bytes_uploaded=12 * 1024**2)
+    done = UploadFactory(completed=True, filename="done.zip")
+
+    page = admin_client.post(
+        f"{CHANGELIST}?status=all",
+        {"action": "abort", "_selected_action": [str(upload.pk), str(done.pk)]},
+    )
+
+    assert page.status_code == 200
+    assert page.templates[0].name == "admin/uploads/upload/abort_confirmation.html"
+    text = " ".join(page.text.split())  # which turns no-break spaces into spaces too
+    assert "Aborting cancels 1 upload and deletes 2 parts (12.0 MB) from S3 for good" in text
+    assert "movie.mkv" in text
+    assert "done.zip (completed): a completed upload is never aborted" in text
+    assert 'name="post" value="yes"' in page.text
+    assert 'value="Yes, abort 1 upload"' in page.text
+    assert Upload.objects.get(pk=upload.pk).status == Status.UPLOADING  # nothing done yet
+    assert len(storage.list_multipart_uploads("uploads/")) == 1
+
+
 def test_the_abort_action_aborts_in_s3_and_reports_the_count(admin_client, storage, user):
     first, second = start(user), start(user)
 
-    assert act(admin_client, "abort", [first, second]) == ["Aborted 2 uploads."]
+    assert act(admin_client, "abort", [first, second], confirm=True) == ["Aborted 2 uploads."]
 
     assert set(Upload.objects.values_list("status", flat=True)) == {Status.ABORTED}
     assert storage.list_multipart_uploads("uploads/") == []
@@ -252,7 +284,7 @@ def test_the_abort_action_refuses_a_completed_upload_and_says_so(admin_client, s
     upload = start(user)
     services.complete_upload(upload, by=user)
 
-    messages = act(admin_client, "abort", [upload], query="?status=all")
+    messages = act(admin_client, "abort", [upload], query="?status=all", confirm=True)
 
     assert messages[0] == "Aborted 0 uploads."
     assert "cannot be aborted" in messages[1]
@@ -279,6 +311,30 @@ def test_the_extend_expiry_action_moves_the_expiry_by_the_stale_period(
         "Extended the expiry of 1 upload by 1\xa0week."
     ]
     assert Upload.objects.get(pk=stale.pk).expires_at > timezone.now() + timedelta(days=6)
+
+
+def test_the_extend_expiry_action_stops_at_the_lifecycle_date_and_says_so(
+    admin_client, storage, settings
+):
+    settings.UPLOADS_STALE_AFTER = 7 * 24 * 3600
+    storage.put_bucket_lifecycle_configuration(prefix="uploads/", days=3)
+    upload = UploadFactory(expires_at=timezone.now() + timedelta(days=1))
+
+    messages = act(admin_client, "extend_expiry", [upload])
+
+    assert messages[0] == "Extended the expiry of 1 upload by 1\xa0week."
+    assert messages[1].startswith(
+        "1 of them only up to the date the bucket's lifecycle rule aborts its parts in S3"
+    )
+    limit = selectors.lifecycle_abort_date(upload.created_at, 3)
+    assert Upload.objects.get(pk=upload.pk).expires_at == limit
+
+    again = act(admin_client, "extend_expiry", [upload])
+
+    assert again[1] == (
+        "1 upload was not extended: the bucket's lifecycle rule aborts its parts "
+        "in S3 by its current expiry already."
+    )
 
 
 # --- orphans -------------------------------------------------------------------------------
@@ -328,7 +384,7 @@ def test_the_orphans_page_aborts_the_selected_orphans(admin_client, storage, use
         follow=True,
     )
 
-    assert messages_of(response) == ["Aborted 1 orphaned multipart uploads in S3."]
+    assert messages_of(response) == ["Aborted 1 orphaned multipart upload in S3."]
     remaining = {item.s3_upload_id for item in storage.list_multipart_uploads("uploads/")}
     assert remaining == {kept, live.s3_upload_id}
 
@@ -348,3 +404,37 @@ def test_the_detail_page_shows_the_owners_open_uploads_against_the_quota(
 
     assert page.context["owner_usage"].uploads == 2
     assert "alice has 2 open uploads (of 7 allowed)" in " ".join(page.text.split())
+
+
+def test_the_detail_page_shows_sizes_humanised_with_the_exact_bytes(admin_client, storage, user):
+    upload = UploadFactory(owner=user, size=12582912, part_size=8 * 1024**2)
+    UploadPartFactory(upload=upload, number=1, size=8 * 1024**2)
+
+    text = admin_client.get(detail_url(upload)).text
+
+    assert '<span title="12,582,912 bytes">12.0\xa0MB</span>' in text  # size
+    assert '<span title="8,388,608 bytes">8.0\xa0MB</span>' in text  # part size
+    assert '<span title="8388608 bytes">8.0\xa0MB</span>' in text  # the recorded part
+    assert ">12582912<" not in text
+    assert "alice has 1 open upload (of" in " ".join(text.split())
+
+
+# --- the site ------------------------------------------------------------------------------
+def test_the_admin_is_titled_partwise(admin_client, storage):
+    page = admin_client.get(reverse("admin:index"))
+
+    assert '<div id="site-name"><a href="/admin/">Partwise administration</a></div>' in page.text
+    assert "<title>Uploads, tokens and users | Partwise admin</title>" in page.text
+
+
+def test_the_admin_has_one_token_section(admin_client, storage):
+    """One token system (uploads.tokens): no DRF authtoken or other token model beside it."""
+    page = admin_client.get(reverse("admin:index"))
+
+    token_models = [
+        model["object_name"]
+        for app in page.context["app_list"]
+        for model in app["models"]
+        if "token" in model["object_name"].lower()
+    ]
+    assert token_models == ["ApiToken"]

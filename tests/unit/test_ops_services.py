@@ -403,9 +403,9 @@ def test_extend_expiry_pushes_unfinished_uploads_from_now_when_already_past(db):
     future = UploadFactory(expires_at=now + timedelta(days=1))
     done = UploadFactory(completed=True, expires_at=now - timedelta(days=2))
 
-    count = services.extend_expiry([past, future, done], by=timedelta(days=7))
+    result = services.extend_expiry([past, future, done], by=timedelta(days=7), abort_days=None)
 
-    assert count == 2
+    assert result.extended == 2
     expiry = dict(Upload.objects.values_list("pk", "expires_at"))
     assert now + timedelta(days=7) <= expiry[past.pk] <= timezone.now() + timedelta(days=7)
     assert expiry[future.pk] == future.expires_at + timedelta(days=7)
@@ -414,7 +414,45 @@ def test_extend_expiry_pushes_unfinished_uploads_from_now_when_already_past(db):
 
 def test_extend_expiry_refuses_a_non_positive_extension(db):
     with pytest.raises(InvalidInput):
-        services.extend_expiry([], by=timedelta(0))
+        services.extend_expiry([], by=timedelta(0), abort_days=None)
+
+
+def started(days_ago: float, **expiry) -> Upload:
+    """An upload started `days_ago` (created_at is set on insert, so it is moved after)."""
+    upload = UploadFactory(**expiry)
+    created_at = timezone.now() - timedelta(days=days_ago)
+    Upload.objects.filter(pk=upload.pk).update(created_at=created_at)
+    upload.refresh_from_db()
+    return upload
+
+
+def test_extend_expiry_never_passes_the_date_the_lifecycle_rule_aborts_the_parts_in_s3(db):
+    """S3 drops the parts on its own date: an expiry after it would promise what S3 won't keep."""
+    now = timezone.now()
+    # The rule aborts 8 days after initiation, at the next midnight UTC.
+    young = started(0, expires_at=now + timedelta(days=1))
+    older = started(6, expires_at=now + timedelta(days=1))  # S3 aborts it in 2 to 3 days
+    at_limit = started(5)
+    limit = selectors.lifecycle_abort_date(at_limit.created_at, 8)
+    Upload.objects.filter(pk=at_limit.pk).update(expires_at=limit)
+
+    result = services.extend_expiry([young, older, at_limit], by=timedelta(days=2), abort_days=8)
+
+    assert (result.extended, result.capped, result.at_lifecycle_limit) == (2, 1, 1)
+    expiry = dict(Upload.objects.values_list("pk", "expires_at"))
+    assert expiry[young.pk] == young.expires_at + timedelta(days=2)  # well inside the rule
+    assert expiry[older.pk] == selectors.lifecycle_abort_date(older.created_at, 8)
+    assert expiry[at_limit.pk] == limit
+    assert Upload.objects.get(pk=older.pk).updated_at == older.updated_at  # not an activity
+
+
+def test_extend_expiry_leaves_an_upload_alone_once_s3_has_aborted_its_parts(db):
+    gone = started(10, expires_at=timezone.now() - timedelta(days=3))
+
+    result = services.extend_expiry([gone], by=timedelta(days=7), abort_days=7)
+
+    assert (result.extended, result.at_lifecycle_limit) == (0, 1)
+    assert Upload.objects.get(pk=gone.pk).expires_at == gone.expires_at
 
 
 # --- lifecycle ---------------------------------------------------------------------------

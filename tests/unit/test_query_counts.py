@@ -494,7 +494,8 @@ def test_extending_the_expiry_of_many_uploads_is_one_statement(db, django_assert
     uploads = [*UploadFactory.create_batch(3), UploadFactory(completed=True)]
 
     with django_assert_num_queries(1):
-        assert services.extend_expiry(uploads, by=timedelta(days=7)) == 3
+        result = services.extend_expiry(uploads, by=timedelta(days=7), abort_days=None)
+    assert result.extended == 3
 
 
 # --- the one-statement part upsert ----------------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -22,7 +23,7 @@ from ..conf import upload_settings
 from ..exceptions import InvalidInput, StorageFailed, UploadConflict, UploadGone
 from ..models import Upload
 from ..selectors import stale, stale_uploads
-from ..storage import MultipartStorage, get_storage
+from ..storage import MultipartStorage, get_storage, lifecycle_abort_date
 from .state import EXPIRABLE, OPERATOR, OWNING, Actor, Status, require_owner, transition
 
 logger = logging.getLogger(__name__)
@@ -241,16 +242,52 @@ def abort_uploads(
     return result
 
 
-def extend_expiry(uploads: Iterable[Upload], *, by: timedelta) -> int:
-    """Push the expiry of unfinished uploads `by` further (counted from now if already past).
+@dataclass(frozen=True)
+class ExpiryExtension:
+    """What extending the expiry did: how many moved, how far S3 let them move."""
 
-    One UPDATE; the last activity (`updated_at`) is left as it was. Returns the number changed.
+    extended: int = 0
+    # Of those extended, how many stopped short at the date S3's lifecycle rule aborts them.
+    capped: int = 0
+    # Unfinished uploads left as they were: S3 aborts them at or before their current expiry.
+    at_lifecycle_limit: int = 0
+
+
+def extend_expiry(
+    uploads: Iterable[Upload], *, by: timedelta, abort_days: int | None
+) -> ExpiryExtension:
+    """Push the expiry of unfinished uploads `by` further (counted from now if already past),
+    but never past the date the bucket's lifecycle rule aborts their parts in S3.
+
+    `abort_days` is that rule (selectors.lifecycle_abort_days(); None when the bucket has
+    none). Without a rule it is one UPDATE; with one, each row's limit depends on when it was
+    started, so the rows are read, locked and written back in one bulk UPDATE. The last
+    activity (`updated_at`) is left as it was either way.
     """
     if by <= timedelta(0):
         raise InvalidInput("The extension must be positive.", field="by")
     now = timezone.now()
-    return Upload.objects.filter(
+    unfinished = Upload.objects.filter(
         pk__in=[upload.pk for upload in uploads],
         status__in=EXPIRABLE,
         completed_at__isnull=True,
-    ).update(expires_at=Greatest(F("expires_at"), Value(now)) + by)
+    )
+    if abort_days is None:
+        count = unfinished.update(expires_at=Greatest(F("expires_at"), Value(now)) + by)
+        return ExpiryExtension(extended=count)
+    extended: list[Upload] = []
+    capped = at_limit = 0
+    with transaction.atomic():
+        for upload in unfinished.select_for_update().only("pk", "created_at", "expires_at"):
+            start = max(upload.expires_at, now)
+            # Past this S3 drops the parts whatever the row says: promising more would lie.
+            limit = lifecycle_abort_date(upload.created_at, abort_days)
+            if limit <= start:
+                at_limit += 1
+                continue
+            if start + by > limit:
+                capped += 1
+            upload.expires_at = min(start + by, limit)
+            extended.append(upload)
+        Upload.objects.bulk_update(extended, ["expires_at"])
+    return ExpiryExtension(extended=len(extended), capped=capped, at_lifecycle_limit=at_limit)
