@@ -24,7 +24,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "project.admin_site.PartwiseAdminConfig",  # django.contrib.admin, titled Partwise
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -227,6 +227,7 @@ UPLOADS_MAX_SIZE = env.int("UPLOADS_MAX_SIZE", default=5 * 1024**4)  # 5 TiB, S3
 UPLOADS_PART_SIZE = env.int("UPLOADS_PART_SIZE", default=8 * 1024**2)
 UPLOADS_ALLOWED_TYPES = env.list("UPLOADS_ALLOWED_TYPES", default=[])  # empty: any type
 UPLOADS_URL_EXPIRY = env.int("UPLOADS_URL_EXPIRY", default=900)
+UPLOADS_DOWNLOAD_EXPIRY = env.int("UPLOADS_DOWNLOAD_EXPIRY", default=300)  # a download URL
 UPLOADS_STALE_AFTER = env.int("UPLOADS_STALE_AFTER", default=7 * 24 * 3600)
 UPLOADS_SIGN_BATCH_MAX = env.int("UPLOADS_SIGN_BATCH_MAX", default=1000)
 # A session (one upload attempt of one client) is active on an upload while it signed or
@@ -238,7 +239,8 @@ UPLOADS_CORS_ORIGINS = env.list(
 # A multipart upload under the prefix with no live row is an orphan; the sweep aborts it only
 # once it is older than this, so an upload whose row is being written is never taken for one.
 UPLOADS_ORPHAN_GRACE = env.int("UPLOADS_ORPHAN_GRACE", default=24 * 3600)
-# Optional: POST a signed JSON event here when an upload completes (see docs/deployment.md).
+# Optional: POST a JSON event here when an upload completes, signed as Standard Webhooks says
+# with the secret, a `whsec_…` one (README's "Completion webhook").
 UPLOADS_WEBHOOK_URL = env.str("UPLOADS_WEBHOOK_URL", default="")
 UPLOADS_WEBHOOK_SECRET = env.str("UPLOADS_WEBHOOK_SECRET", default="")
 # Per-user quotas on open (uploading, completing, failed) uploads: how many, and how many bytes

@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponseRedirect
+from django.templatetags.static import static
 from django.urls import include, path
 from drf_spectacular.views import (
     SpectacularAPIView,
@@ -6,8 +8,15 @@ from drf_spectacular.views import (
     SpectacularSwaggerView,
 )
 
-from uploads import pages
 
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    """/favicon.ico, which browsers ask for on every page (the admin's and the docs' too)."""
+    # Resolved per request, so it names the static file as the configured storage serves it.
+    return HttpResponseRedirect(static("partwise/favicon.ico"))
+
+
+# The site is the uploads app mounted at the root (as a host project mounts it under a prefix of
+# its own: README's "Add Partwise to your Django project"), plus the admin and the API docs.
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -17,12 +26,9 @@ urlpatterns = [
         SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"),
         name="redoc",
     ),
-    path("api/", include("uploads.api.urls")),
-    # Uppy/Companion-compatible endpoints for @uppy/aws-s3 (companionEndpoint = this site).
-    path("s3/", include("uploads.companion_urls")),
-    path("login/", pages.login_page, name="login"),
-    path("logout/", pages.logout_page, name="logout"),
-    path("", pages.upload_page, name="upload-page"),
+    path("favicon.ico", favicon),
+    # Last: the docs' routes above sit under api/, where the app's catch-all would answer them.
+    path("", include("uploads.urls")),
 ]
 
 # A failure under /api/ or /s3/ answers JSON without a traceback (with DEBUG=False): a bad

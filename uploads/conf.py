@@ -2,10 +2,13 @@
 
 The app reads its UPLOADS_* knobs through `upload_settings()` only (checks.py also lists which
 UPLOADS_* names exist, to warn of typos), at call time, so pytest-django's `settings` fixture
-(and any override) takes effect without a restart.
+(and any override) takes effect without a restart. Each has a default (DEFAULTS), so a host
+project sets only those it wants changed (README's "Add Partwise to your Django project");
+project/settings.py sets them all from the environment.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
@@ -17,6 +20,7 @@ KNOWN_SETTINGS = frozenset(
         "UPLOADS_PART_SIZE",
         "UPLOADS_ALLOWED_TYPES",
         "UPLOADS_URL_EXPIRY",
+        "UPLOADS_DOWNLOAD_EXPIRY",
         "UPLOADS_STALE_AFTER",
         "UPLOADS_SIGN_BATCH_MAX",
         "UPLOADS_SESSION_IDLE",
@@ -29,6 +33,35 @@ KNOWN_SETTINGS = frozenset(
     }
 )
 
+# Lifetime of a presigned download (GET) URL, in seconds: short, because anyone holding the
+# URL can fetch the file until it expires.
+DEFAULT_DOWNLOAD_EXPIRY = 300
+
+
+# What a project that does not set a knob gets; project/settings.py's defaults say the same.
+DEFAULTS: dict[str, Any] = {
+    "UPLOADS_BUCKET": "partwise",
+    "UPLOADS_KEY_PREFIX": "uploads/",
+    "UPLOADS_MAX_SIZE": 5 * 1024**4,  # 5 TiB, S3's object limit
+    "UPLOADS_PART_SIZE": 8 * 1024**2,
+    "UPLOADS_ALLOWED_TYPES": [],  # any type
+    "UPLOADS_URL_EXPIRY": 900,
+    "UPLOADS_STALE_AFTER": 7 * 24 * 3600,
+    "UPLOADS_SIGN_BATCH_MAX": 1000,
+    "UPLOADS_SESSION_IDLE": 30,
+    # No browser origin: a host names the origins its pages are served from.
+    "UPLOADS_CORS_ORIGINS": [],
+    "UPLOADS_ORPHAN_GRACE": 24 * 3600,
+    "UPLOADS_WEBHOOK_URL": "",
+    "UPLOADS_WEBHOOK_SECRET": "",
+    "UPLOADS_USER_MAX_OPEN_UPLOADS": 100,
+    "UPLOADS_USER_MAX_OPEN_BYTES": 1024**4,  # 1 TiB
+}
+
+
+def _setting(name: str) -> Any:
+    return getattr(settings, name, DEFAULTS[name])
+
 
 @dataclass(frozen=True)
 class UploadSettings:
@@ -38,6 +71,7 @@ class UploadSettings:
     part_size: int
     allowed_types: tuple[str, ...]
     url_expiry: int
+    download_expiry: int
     stale_after: int
     sign_batch_max: int
     session_idle: int
@@ -52,19 +86,21 @@ class UploadSettings:
 def upload_settings() -> UploadSettings:
     """Return the current UPLOADS_* settings."""
     return UploadSettings(
-        bucket=settings.UPLOADS_BUCKET,
-        key_prefix=settings.UPLOADS_KEY_PREFIX,
-        max_size=settings.UPLOADS_MAX_SIZE,
-        part_size=settings.UPLOADS_PART_SIZE,
-        allowed_types=tuple(settings.UPLOADS_ALLOWED_TYPES),
-        url_expiry=settings.UPLOADS_URL_EXPIRY,
-        stale_after=settings.UPLOADS_STALE_AFTER,
-        sign_batch_max=settings.UPLOADS_SIGN_BATCH_MAX,
-        session_idle=settings.UPLOADS_SESSION_IDLE,
-        cors_origins=tuple(settings.UPLOADS_CORS_ORIGINS),
-        orphan_grace=settings.UPLOADS_ORPHAN_GRACE,
-        webhook_url=settings.UPLOADS_WEBHOOK_URL,
-        webhook_secret=settings.UPLOADS_WEBHOOK_SECRET,
-        user_max_open_uploads=settings.UPLOADS_USER_MAX_OPEN_UPLOADS,
-        user_max_open_bytes=settings.UPLOADS_USER_MAX_OPEN_BYTES,
+        bucket=_setting("UPLOADS_BUCKET"),
+        key_prefix=_setting("UPLOADS_KEY_PREFIX"),
+        max_size=_setting("UPLOADS_MAX_SIZE"),
+        part_size=_setting("UPLOADS_PART_SIZE"),
+        allowed_types=tuple(_setting("UPLOADS_ALLOWED_TYPES")),
+        url_expiry=_setting("UPLOADS_URL_EXPIRY"),
+        # Read with a default: a host project that never heard of it still gets 5 minutes.
+        download_expiry=getattr(settings, "UPLOADS_DOWNLOAD_EXPIRY", DEFAULT_DOWNLOAD_EXPIRY),
+        stale_after=_setting("UPLOADS_STALE_AFTER"),
+        sign_batch_max=_setting("UPLOADS_SIGN_BATCH_MAX"),
+        session_idle=_setting("UPLOADS_SESSION_IDLE"),
+        cors_origins=tuple(_setting("UPLOADS_CORS_ORIGINS")),
+        orphan_grace=_setting("UPLOADS_ORPHAN_GRACE"),
+        webhook_url=_setting("UPLOADS_WEBHOOK_URL"),
+        webhook_secret=_setting("UPLOADS_WEBHOOK_SECRET"),
+        user_max_open_uploads=_setting("UPLOADS_USER_MAX_OPEN_UPLOADS"),
+        user_max_open_bytes=_setting("UPLOADS_USER_MAX_OPEN_BYTES"),
     )

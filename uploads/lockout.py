@@ -14,7 +14,7 @@ from axes.helpers import get_cool_off
 from django.http import HttpRequest, HttpResponse
 from rest_framework.throttling import BaseThrottle
 
-from .api.errors import JSON_PATHS, error_response
+from .api.errors import error_response, json_paths
 from .exceptions import LoginLocked
 
 
@@ -40,7 +40,7 @@ def lockout_response(
 ) -> HttpResponse:
     """AXES_LOCKOUT_CALLABLE: 429 with Retry-After (JSON `login_locked` under /api/ and /s3/)."""
     error = locked_out(request)
-    if request.path.startswith(JSON_PATHS):
+    if request.path.startswith(json_paths()):
         return error_response(error)
     response = HttpResponse(
         f"{error.detail}\n", status=error.status_code, content_type="text/plain; charset=utf-8"

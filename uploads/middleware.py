@@ -17,7 +17,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from .api.errors import JSON_PATHS, error_response
+from .api.errors import error_response, json_paths
 from .exceptions import LengthRequired, RequestTooLarge, UploadError
 
 READ_SIZE = 64 * 1024
@@ -65,7 +65,7 @@ class ChunkedBodyMiddleware:
     @staticmethod
     def _refusal(request: HttpRequest, error: UploadError) -> HttpResponse:
         response: HttpResponse
-        if request.path.startswith(JSON_PATHS):
+        if request.path.startswith(json_paths()):
             response = error_response(error)
         else:
             response = HttpResponse(

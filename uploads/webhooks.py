@@ -1,13 +1,18 @@
-"""The completion webhook: a JSON POST signed with HMAC-SHA256.
+"""The completion webhook: a JSON POST signed as the Standard Webhooks specification says.
 
+https://www.standardwebhooks.com/ — so a receiver verifies a delivery with an off-the-shelf
+library in any language (`standardwebhooks.Webhook(secret).verify(body, headers)` in Python).
 Each delivery carries:
 
-- `X-Partwise-Event: upload.completed` and `X-Partwise-Delivery: <event id>` (the same on every
-  retry, so a receiver can ignore a duplicate);
-- `X-Partwise-Timestamp: <unix seconds>` when this attempt was sent;
-- `X-Partwise-Signature: sha256=<hex>`, the HMAC-SHA256 with UPLOADS_WEBHOOK_SECRET of
-  `"<timestamp>." + body`. Signing the timestamp lets a receiver refuse a replayed request
-  (`verify_signature` allows five minutes).
+- `webhook-id: <event id>`, the same on every retry, so a receiver can ignore a duplicate;
+- `webhook-timestamp: <unix seconds>` when this attempt was sent;
+- `webhook-signature: v1,<base64>`, the HMAC-SHA256 of `"<id>.<timestamp>.<body>"`. Signing
+  the timestamp lets a receiver refuse a replayed request (the libraries allow five minutes).
+
+The key is UPLOADS_WEBHOOK_SECRET: a Standard Webhooks secret, `whsec_` and base64 (what
+`signing_secret()` generates). A secret without that prefix is used as the key's raw bytes, so
+a receiver passes `secret.encode()` to the library (the secrets of earlier releases keep
+working).
 
 Delivery raises WebhookFailed on a network error, a 5xx, 408 or 429, for Celery to retry with
 backoff; any other answer is final. This module speaks HTTP only: no state changes here.
@@ -15,16 +20,17 @@ backoff; any other answer is final. This module speaks HTTP only: no state chang
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
 import json
 import logging
-import time
+import secrets
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
 from django.utils import timezone
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from .exceptions import WebhookFailed
 from .models import Upload
@@ -32,11 +38,11 @@ from .models import Upload
 logger = logging.getLogger(__name__)
 
 EVENT_COMPLETED = "upload.completed"
-SIGNATURE_HEADER = "X-Partwise-Signature"
-TIMESTAMP_HEADER = "X-Partwise-Timestamp"
-EVENT_HEADER = "X-Partwise-Event"
-DELIVERY_HEADER = "X-Partwise-Delivery"
-TOLERANCE = 300  # seconds a receiver should accept between the timestamp and its clock
+# The headers of the Standard Webhooks specification.
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
+SECRET_PREFIX = "whsec_"  # noqa: S105  (the format's prefix, not a secret)
 TIMEOUT = 10  # seconds; a slow receiver is retried rather than holding a worker
 RETRY_STATUSES = frozenset({408, 429})
 
@@ -61,42 +67,43 @@ def completed_event(upload: Upload) -> dict[str, Any]:
     }
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The signature header's value for `body` sent at `timestamp`."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"sha256={mac.hexdigest()}"
+def signing_secret() -> str:
+    """A new random secret for UPLOADS_WEBHOOK_SECRET, in the specification's `whsec_` form."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def verify_signature(
-    secret: str,
-    *,
-    body: bytes,
-    timestamp: str,
-    signature: str,
-    now: float | None = None,
-    tolerance: int = TOLERANCE,
-) -> bool:
-    """What a receiver checks: the signature matches and the timestamp is recent."""
+def _webhook(secret: str) -> Webhook:
+    # A `whsec_…` secret is base64 as the specification says; any other is the raw key.
+    return Webhook(secret if secret.startswith(SECRET_PREFIX) else secret.encode())
+
+
+def signed_headers(secret: str, *, event_id: str, body: bytes, sent: datetime) -> dict[str, str]:
+    """The three Standard Webhooks headers for `body`, sent at `sent` as event `event_id`."""
+    signature = _webhook(secret).sign(msg_id=event_id, timestamp=sent, data=body.decode())
+    return {
+        ID_HEADER: event_id,
+        TIMESTAMP_HEADER: str(int(sent.timestamp())),
+        SIGNATURE_HEADER: signature,
+    }
+
+
+def verify(secret: str, body: bytes, headers: dict[str, str]) -> bool:
+    """What a receiver checks, with the library: the signature matches and the timestamp is
+    within five minutes of now."""
     try:
-        sent = int(timestamp)
-    except (TypeError, ValueError):
+        _webhook(secret).verify(body, headers, json_parse=False)
+    except WebhookVerificationError:
         return False
-    if abs((time.time() if now is None else now) - sent) > tolerance:
-        return False
-    return hmac.compare_digest(sign(secret, sent, body), signature or "")
+    return True
 
 
 def deliver(event: dict[str, Any], *, url: str, secret: str, timeout: float = TIMEOUT) -> int:
     """POST the event once; returns the receiver's status, raises WebhookFailed to be retried."""
     body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
-    timestamp = int(time.time())
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "Partwise-Webhook/1",
-        EVENT_HEADER: event["type"],
-        DELIVERY_HEADER: event["id"],
-        TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: sign(secret, timestamp, body),
+        **signed_headers(secret, event_id=event["id"], body=body, sent=datetime.now(UTC)),
     }
     try:
         # No redirects: the signature is for this URL, and a redirect could point anywhere.

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.exceptions import DisallowedHost, PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import NoReverseMatch, reverse
 from django.views import csrf, defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -89,8 +90,17 @@ def error_response(exc: UploadError) -> JsonResponse:
     return JsonResponse(_body(exc), status=exc.status_code, headers=_headers(exc))
 
 
-# Paths whose clients read JSON, also when the server itself fails.
-JSON_PATHS = ("/api/", "/s3/")
+def json_paths() -> tuple[str, ...]:
+    """Paths whose clients read JSON, also when the server itself fails: where the API and the
+    Uppy routes are mounted (`/api/` and `/s3/` on this site, under a host project's prefix
+    elsewhere), read from the URLconf so that no prefix is hard-coded."""
+    try:
+        return (
+            reverse("uploads:list").removesuffix("uploads/"),
+            reverse("companion:create").removesuffix("multipart"),
+        )
+    except NoReverseMatch:  # a URLconf without the app's routes
+        return ("/api/", "/s3/")
 
 
 def _framework_error(code: str, detail: str, status: int) -> JsonResponse:
@@ -99,7 +109,7 @@ def _framework_error(code: str, detail: str, status: int) -> JsonResponse:
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     """Django's handler400 (a SuspiciousOperation, e.g. a Host not in ALLOWED_HOSTS)."""
-    if request.path.startswith(JSON_PATHS):
+    if request.path.startswith(json_paths()):
         error: UploadError
         if isinstance(exception, DisallowedHost):
             error = BadHost()
@@ -113,7 +123,7 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
     """Django's handler403, for a PermissionDenied outside DRF's views."""
-    if request.path.startswith(JSON_PATHS):
+    if request.path.startswith(json_paths()):
         return _framework_error(
             "permission_denied", str(exceptions.PermissionDenied.default_detail), 403
         )
@@ -122,7 +132,7 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """Django's handler404: an /api/ or /s3/ path that no route matches."""
-    if request.path.startswith(JSON_PATHS):
+    if request.path.startswith(json_paths()):
         return _framework_error("not_found", str(exceptions.NotFound.default_detail), 404)
     return defaults.page_not_found(request, exception)
 
@@ -130,7 +140,7 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """CSRF_FAILURE_VIEW: CsrfViewMiddleware refused a view that is not DRF's (DRF's own
     session check answers `csrf_failed` through exception_handler)."""
-    if request.path.startswith(JSON_PATHS):
+    if request.path.startswith(json_paths()):
         return _framework_error("csrf_failed", f"CSRF Failed: {reason}".rstrip(": "), 403)
     return csrf.csrf_failure(request, reason)
 
@@ -142,7 +152,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     usual `{"code", "detail"}` shape, and nothing of the exception (Django logs it). Other
     paths keep Django's plain HTML page.
     """
-    if request.path.startswith(JSON_PATHS):
+    if request.path.startswith(json_paths()):
         return JsonResponse(
             {"code": "server_error", "detail": "The server failed. Try again later."}, status=500
         )
