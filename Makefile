@@ -9,8 +9,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-postgres install lint clean-var
 
+# `make run PORT=8001` when 8000 is taken: rundev writes the bucket's CORS for the port served.
+PORT ?= 8000
+
 run: install
-	$(BIN)/python manage.py rundev
+	$(BIN)/python manage.py rundev --addr 127.0.0.1:$(PORT)
 
 test: install
 	$(BIN)/ruff check .
@@ -25,15 +28,24 @@ test: install
 		fi; \
 	fi
 
-# The suite again on PostgreSQL (races and load run only there), when one is given. The e2e
-# tier (the page in Chromium) runs once, in the SQLite pass: what it drives is the browser and
-# the client, and the database under it is proven by the other tiers on both engines.
+# The suite again on PostgreSQL (races and load run only there), when one is given. It runs what
+# the engine can change (locks, constraints, races, query behaviour); a test runs once, in the
+# SQLite pass, only where the engine cannot matter:
+# - the e2e tier (the page in Chromium): what it drives is the browser and the client, and the
+#   database under it is proven by the other tiers on both engines;
+# - tests marked `engine_independent`: they reach no database that follows DATABASE_URL (unit
+#   tests that ask for no database, which pytest-django then refuses them; rundev, which keeps
+#   its own SQLite; bare SeaweedFS and S3 signing). tests/support/engines.py applies the rule and
+#   refuses the marker on any test that asks for a database, so every test that needs
+#   PostgreSQL, and every test with a Partwise server process, still runs here.
+# Schemathesis runs here with a smaller budget (tests/integration/test_schemathesis.py).
 # PARTWISE_TEST_DATABASE_URL=postgres://user:password@127.0.0.1:5432/partwise (a role that may
 # create databases) and, for the Celery test's Redis broker, PARTWISE_TEST_REDIS_URL. CI sets both.
 test-postgres: install
 	@if [ -n "$$PARTWISE_TEST_DATABASE_URL" ]; then \
-		echo "pytest again on PostgreSQL (PARTWISE_TEST_DATABASE_URL), all tiers but e2e"; \
-		DATABASE_URL="$$PARTWISE_TEST_DATABASE_URL" $(BIN)/pytest --timeout=600 -m "not e2e" \
+		echo "pytest again on PostgreSQL (PARTWISE_TEST_DATABASE_URL), what the engine can change"; \
+		DATABASE_URL="$$PARTWISE_TEST_DATABASE_URL" $(BIN)/pytest --timeout=600 \
+			-m "not e2e and not engine_independent" \
 			--durations=10; \
 	else \
 		echo "PARTWISE_TEST_DATABASE_URL is not set: SKIPPING the PostgreSQL pass" \

@@ -56,9 +56,10 @@ def browser() -> Iterator:
 
 
 @pytest.fixture
-def s3_for_browser(real_s3, live_server):  # noqa: F811  (fixture from tests.s3server)
+def s3_for_browser(real_s3, live_server, settings):  # noqa: F811  (fixture from tests.s3server)
     """The test's fresh bucket, with a CORS rule that lets the live server's page PUT parts."""
     real_s3.put_bucket_cors([live_server.url])
+    settings.UPLOADS_CORS_ORIGINS = [live_server.url]  # what the page checks its origin against
     return real_s3
 
 

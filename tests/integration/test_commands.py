@@ -5,6 +5,7 @@ temporary PARTWISE_VAR_DIR, so it never touches the developer's var/ or the fixe
 """
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -25,6 +26,10 @@ from tests.support.presigned import put_signed
 
 MiB = 1024 * 1024
 ORIGIN = "http://127.0.0.1:8000"
+# Once, in the SQLite pass: no test here reaches a database that follows DATABASE_URL (rundev
+# drops DATABASE_* and keeps its own SQLite file; the rest is SeaweedFS and S3 settings), so the
+# PostgreSQL pass would run the same code again (tests/support/engines.py).
+pytestmark = pytest.mark.engine_independent
 
 
 # --- the embedded SeaweedFS --------------------------------------------------------------------
@@ -208,4 +213,48 @@ def test_a_worker_that_dies_is_restarted_and_the_stack_stays_up(start_stack):
     stack.wait_for("ready.")
     assert stack.child("celery", "worker").pid != worker.pid
     assert requests.get(f"{stack.web}/api/docs/", timeout=10).status_code == 200
+    assert stack.interrupt() == 0
+
+
+def sign_in(web: str, username: str, password: str) -> requests.Session:
+    """A browser-like session signed in through the page's own /login/ form."""
+    browser = requests.Session()
+    form = browser.get(f"{web}/login/", timeout=10).text
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)
+    assert csrf, form
+    signed_in = browser.post(
+        f"{web}/login/",
+        data={"username": username, "password": password, "csrfmiddlewaretoken": csrf[1]},
+        timeout=10,
+    )
+    assert signed_in.url == f"{web}/", "the login went through to the upload page"
+    return browser
+
+
+def test_rundev_on_another_port_lets_browsers_on_that_origin_upload(start_stack, dev_env):
+    """`make run PORT=…`: the bucket's CORS and the page follow the address actually served."""
+    stack = start_stack()
+    port = int(stack.web.rsplit(":", 1)[1])
+    assert port != 8000
+    s3 = dev_env["AWS_S3_ENDPOINT_URL"]
+
+    # The storage set-up's lines carry the prefix of every other line, and name the origins.
+    cors_line = next(line for line in stack.lines if "CORS: " in line)
+    assert cors_line.startswith("partwise | CORS: created (PUT from ")
+    assert f"http://127.0.0.1:{port}" in cors_line
+    # What a browser on either name of the server asks SeaweedFS before PUTting a part.
+    for origin in (f"http://127.0.0.1:{port}", f"http://localhost:{port}"):
+        preflight = requests.options(
+            f"{s3}/partwise/uploads/x",
+            headers={"Origin": origin, "Access-Control-Request-Method": "PUT"},
+            timeout=10,
+        )
+        assert preflight.status_code == 200, origin
+        assert preflight.headers["Access-Control-Allow-Origin"] == origin
+    # The web server read the same origins: its page has no CORS warning.
+    login = next(line for line in stack.lines if "  login  " in line)
+    username, password = login.split("login", 1)[1].split(" / ")
+    page = sign_in(stack.web, username.strip(), password.strip()).get(f"{stack.web}/", timeout=10)
+    assert page.status_code == 200
+    assert 'id="cors-blocked"' not in page.text
     assert stack.interrupt() == 0

@@ -290,15 +290,103 @@ def test_a_dev_token_file_naming_another_users_token_is_replaced(db, tmp_path, u
     assert ApiToken.find(login.token).user.username == "dev"
 
 
-def test_dev_user_gets_the_stored_password_back_after_it_was_changed(db, tmp_path):
-    login = rundev.ensure_dev_user(tmp_path)
+def test_a_password_the_dev_user_changed_survives_every_start(db, tmp_path):
+    generated = rundev.ensure_dev_user(tmp_path).password
     user = get_user_model().objects.get(username="dev")
-    user.set_password("something else entirely")
+    user.set_password("my own password")
     user.save()
 
-    assert rundev.ensure_dev_user(tmp_path) == login
+    again = rundev.ensure_dev_user(tmp_path)
+    once_more = rundev.ensure_dev_user(tmp_path)
+
     user.refresh_from_db()
-    assert user.check_password(login.password)
+    assert user.check_password("my own password")
+    # The banner no longer prints the generated password, which would not work.
+    assert again.password is None
+    assert once_more.password is None
+    assert (tmp_path / rundev.DEV_LOGIN_FILE).read_text() == generated
+
+
+def test_a_new_database_gives_the_dev_user_the_kept_password_again(db, tmp_path):
+    generated = rundev.ensure_dev_user(tmp_path).password
+    get_user_model().objects.filter(username="dev").delete()  # `rm var/partwise.sqlite3`
+
+    login = rundev.ensure_dev_user(tmp_path)
+
+    assert login.password == generated
+    assert get_user_model().objects.get(username="dev").check_password(generated)
+
+
+def test_the_banner_says_the_password_is_the_users_own_once_changed(capsys):
+    command = rundev.Command()
+    command._banner("http://127.0.0.1:8001", rundev.DevLogin("dev", None, "pw_key"))
+
+    out = capsys.readouterr().out
+    assert "partwise |   login      dev (your own password; to set another: " in out
+    assert "manage.py changepassword dev)" in out
+
+
+def test_the_banner_prints_the_cli_path_and_how_to_put_it_on_path(capsys, monkeypatch):
+    monkeypatch.setattr(rundev.sys, "executable", str(rundev.BASE_DIR / ".venv/bin/python"))
+    command = rundev.Command()
+    command._banner("http://127.0.0.1:8000", rundev.DevLogin("dev", "secret", "pw_key"))
+
+    out = capsys.readouterr().out
+    assert "partwise |   login      dev / secret\n" in out
+    assert (
+        "partwise |   CLI        .venv/bin/partwise   "
+        f'(on PATH: export PATH="{rundev.BASE_DIR}/.venv/bin:$PATH")'
+    ) in out
+
+
+# --- rundev: the bucket's CORS follows the address served ---------------------------------------
+@pytest.mark.parametrize(
+    ("configured", "addr", "expected"),
+    [
+        (
+            ORIGINS,
+            "127.0.0.1:8001",
+            [*ORIGINS, "http://127.0.0.1:8001", "http://localhost:8001"],
+        ),
+        (ORIGINS, "127.0.0.1:8000", ORIGINS),
+        (ORIGINS, "localhost:8000", ORIGINS),
+        (
+            ["https://app.example.com"],
+            "0.0.0.0:9000",
+            ["https://app.example.com", "http://127.0.0.1:9000", "http://localhost:9000"],
+        ),
+        (
+            [],
+            "192.168.1.5:8001",
+            ["http://127.0.0.1:8001", "http://localhost:8001", "http://192.168.1.5:8001"],
+        ),
+    ],
+    ids=["another-port", "default-port", "localhost", "all-interfaces", "lan-address"],
+)
+def test_rundev_allows_the_origins_of_the_address_it_serves(configured, addr, expected):
+    host, port = rundev.parse_addr(addr)
+
+    assert rundev.dev_cors_origins(configured, host, port) == expected
+
+
+def test_rundev_writes_the_buckets_cors_for_the_served_port_and_prefixes_the_lines(
+    fresh_bucket, settings
+):
+    out = StringIO()
+    command = rundev.Command(stdout=out)
+    origins = rundev.dev_cors_origins(settings.UPLOADS_CORS_ORIGINS, "127.0.0.1", 8001)
+
+    command.setup_storage(origins)
+
+    cors, _ = rules_of(get_storage())
+    assert cors[0]["AllowedOrigins"] == [*ORIGINS, "http://127.0.0.1:8001", "http://localhost:8001"]
+    assert settings.UPLOADS_CORS_ORIGINS == ORIGINS  # only the set-up saw the extra origins
+    lines = out.getvalue().splitlines()
+    assert [line.split(" (")[0] for line in lines] == [
+        f"partwise | bucket {fresh_bucket}: created",
+        "partwise | CORS: created",
+        "partwise | lifecycle: created",
+    ]
 
 
 def already_serving(port: int) -> str:

@@ -7,6 +7,7 @@ to "which keys does this rule cover?".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -38,6 +39,20 @@ def cors_rule(origins: Iterable[str]) -> CorsRule:
         expose_headers=("ETag", CHECKSUM_HEADER),
         max_age_seconds=3600,
     )
+
+
+def origin_allowed(origin: str, allowed_origins: Iterable[str]) -> bool:
+    """Whether a CORS rule for `allowed_origins` admits a browser on `origin`.
+
+    As S3 matches AllowedOrigin: exactly, or with its one `*` wildcard ("*" alone: any origin,
+    "https://*.example.com": its subdomains). Scheme and host are compared without case.
+    """
+    origin = origin.lower()
+    for allowed in allowed_origins:
+        pattern = ".*".join(re.escape(piece) for piece in allowed.lower().split("*"))
+        if re.fullmatch(pattern, origin):
+            return True
+    return False
 
 
 def lifecycle_rule(*, prefix: str, days: int) -> LifecycleRule:

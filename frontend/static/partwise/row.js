@@ -148,7 +148,11 @@ export function addRow(file, handle, hooks) {
   handle.on("error", (error) => {
     row.dataset.errorCode = error.code;
     const box = row.querySelector(".error");
-    box.textContent = describeError(error);
+    // A page whose origin the bucket's CORS refuses (the server said so, #cors-blocked): the
+    // browser reports that only as a network error, so name the real cause instead.
+    const cors = document.getElementById("cors-blocked");
+    const network = error.code === "network_error" || error.code === "stalled";
+    box.textContent = cors && network ? cors.textContent.replace(/\s+/g, " ").trim() : describeError(error);
     box.hidden = false;
   });
 

@@ -1,11 +1,13 @@
 """`manage.py rundev` (what `make run` runs): the whole development stack in one terminal.
 
 In order: migrate, a dev user with a generated password and a named API token, the embedded
-SeaweedFS (data under var/seaweedfs, fixed ports, S3 on 8333), `setup_storage`, a Celery worker
-and beat, and Django's development server. Ctrl+C, SIGTERM or SIGHUP (closing the terminal)
-stops them in reverse order, SeaweedFS last, so that no process loses its storage while it still
-works. A child that dies is started again, at most RESTART_LIMIT times in RESTART_WINDOW, so one
-crash of the worker does not take the whole stack down and a crash loop still ends.
+SeaweedFS (data under var/seaweedfs, fixed ports, S3 on 8333), `setup_storage` (with the origins
+of the address served added to the bucket's CORS, so that `--addr 127.0.0.1:8001` uploads from
+the browser too), a Celery worker and beat, and Django's development server. Ctrl+C, SIGTERM
+or SIGHUP (closing the terminal) stops them in reverse order, SeaweedFS last, so that no process
+loses its storage while it still works. A child that dies is started again, at most
+RESTART_LIMIT times in RESTART_WINDOW, so one crash of the worker does not take the whole stack
+down and a crash loop still ends.
 
 Why a command and not honcho (a Procfile): honcho starts every process at once and stops them
 all at once. Here the order matters both ways: the bucket set-up needs SeaweedFS to answer
@@ -16,6 +18,7 @@ ports and credentials it starts SeaweedFS with are exactly the ones Django will 
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 import signal
@@ -25,6 +28,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -36,6 +40,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.test.utils import override_settings
 
 from uploads.exceptions import UploadError
 from uploads.tokens.models import ApiToken
@@ -71,8 +76,10 @@ SEAWEEDFS_PORT_NAMES = {
 
 @dataclass(frozen=True)
 class DevLogin:
+    """What the banner prints. `password` is None once the user changed it (it is theirs now)."""
+
     username: str
-    password: str
+    password: str | None
     token: str
 
 
@@ -95,9 +102,10 @@ def ensure_dev_user(var_dir: Path = VAR_DIR) -> DevLogin:
 
     Dev-only: the password and the token's key are stored in clear under var/ (mode 0600) so
     that `make run` can print them every time; the database keeps only the key's digest, like
-    any named token's. The password is set again if the database was reset or the password
-    changed; a key that no longer authenticates as the dev user (revoked, or a new database)
-    is replaced by a newly issued token.
+    any named token's. The generated password is set only on a user that has none (a new or
+    reset database): a password the user changed is theirs and is kept, and the login then
+    says so instead of printing the generated one. A key that no longer authenticates as the
+    dev user (revoked, or a new database) is replaced by a newly issued token.
     """
     path = var_dir / DEV_LOGIN_FILE
     password = _read(path)
@@ -108,10 +116,11 @@ def ensure_dev_user(var_dir: Path = VAR_DIR) -> DevLogin:
         username=DEV_USERNAME,
         defaults={"email": "dev@localhost", "is_staff": True, "is_superuser": True},
     )
-    if not user.check_password(password):
+    if not user.password or not user.has_usable_password():  # new, or never given one
         user.set_password(password)
         user.save(update_fields=["password"])
-    return DevLogin(username=user.get_username(), password=password, token=_dev_key(user, var_dir))
+    shown = password if user.check_password(password) else None
+    return DevLogin(username=user.get_username(), password=shown, token=_dev_key(user, var_dir))
 
 
 def _dev_key(user: User, var_dir: Path) -> str:
@@ -168,6 +177,53 @@ def require_free(port: int, what: str, hint: str) -> None:
     raise CommandError(
         f"{message}: {holder} holds it. {hint} To stop it: kill {pid} (or Ctrl+C in its terminal)."
     )
+
+
+def served_origins(host: str, port: int) -> list[str]:
+    """The origins a browser has on the page rundev serves at host:port.
+
+    127.0.0.1 and localhost are two origins of one server, and README links both; a wildcard
+    bind (0.0.0.0, ::) adds them too, since its other names (a LAN address) cannot be known.
+    """
+    origins = [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
+    if host not in {"127.0.0.1", "localhost", "0.0.0.0", "::", "[::]"}:  # noqa: S104
+        origins.append(f"http://{host}:{port}")
+    return origins
+
+
+def dev_cors_origins(configured: list[str] | tuple[str, ...], host: str, port: int) -> list[str]:
+    """UPLOADS_CORS_ORIGINS plus the origins of the address served, in order, each once."""
+    return list(dict.fromkeys([*configured, *served_origins(host, port)]))
+
+
+def cli_path() -> str:
+    """Where the `partwise` CLI of this interpreter lives, relative to the checkout if in it."""
+    path = Path(sys.executable).parent / "partwise"
+    try:
+        return str(path.relative_to(BASE_DIR))
+    except ValueError:
+        return str(path)
+
+
+class _Prefixed(io.TextIOBase):
+    """A stream that hands each whole line to `say`: a called command's output gets the
+    `partwise |` prefix of every other line rundev prints."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        super().__init__()
+        self._say = say
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        *lines, self._pending = (self._pending + text).split("\n")
+        for line in lines:
+            self._say(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._say(self._pending)
+            self._pending = ""
 
 
 def parse_addr(addr: str) -> tuple[str, int]:
@@ -227,6 +283,7 @@ class Command(BaseCommand):
         self._lock = threading.Lock()  # output lines of the children must not interleave
         self._stop = threading.Event()
         self._children: list[Child] = []
+        self._env: dict[str, str] = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--addr", default="127.0.0.1:8000", help="where Django listens")
@@ -253,7 +310,9 @@ class Command(BaseCommand):
                     "Another `make run` (or a SeaweedFS left behind by one) may be running: "
                     "stop it first (`ps aux | grep 'weed mini'`).",
                 )
-        require_free(port, "Django", "Stop the other server, or pass --addr.")
+        require_free(
+            port, "Django", "Stop the other server, or use another port: make run PORT=8001."
+        )
         VAR_DIR.mkdir(parents=True, exist_ok=True)  # the SQLite broker's file lives there
 
         call_command("migrate", interactive=False, verbosity=0)
@@ -268,10 +327,11 @@ class Command(BaseCommand):
                     seaweed.start(timeout=START_TIMEOUT)
                 except (OSError, RuntimeError) as error:  # TimeoutError is an OSError
                     raise CommandError(f"SeaweedFS did not start: {error}") from error
+            origins = dev_cors_origins(settings.UPLOADS_CORS_ORIGINS, host, port)
             if not self._stop.is_set():
-                call_command("setup_storage", stdout=self.stdout, stderr=self.stderr)
+                self.setup_storage(origins)
             if not self._stop.is_set():
-                failed = self._run(host, port, login)
+                failed = self._run(host, port, login, origins)
         finally:
             self.say("stopping …")
             for child in reversed(self._children):
@@ -304,8 +364,21 @@ class Command(BaseCommand):
             log_path=VAR_DIR / "seaweedfs.log",
         )
 
-    def _run(self, host: str, port: int, login: DevLogin) -> str:
+    def setup_storage(self, origins: list[str]) -> None:
+        """`setup_storage` with the bucket's CORS allowing `origins`, its lines prefixed."""
+        out = _Prefixed(self.say)
+        try:
+            with override_settings(UPLOADS_CORS_ORIGINS=origins):
+                call_command("setup_storage", stdout=out, stderr=out)
+        finally:
+            out.flush()
+
+    def _run(self, host: str, port: int, login: DevLogin, origins: list[str]) -> str:
         """Start worker, beat and web; wait for Ctrl+C. Returns why it ended if not asked to."""
+        # The children read the same origins, so that the page's CORS warning (uploads/pages.py)
+        # agrees with the rule just written.
+        self._env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self._env["UPLOADS_CORS_ORIGINS"] = ",".join(origins)
         python = sys.executable
         celery = [python, "-m", "celery", "-A", "project"]
         # A solo pool: the tasks are short database/S3 calls, and this keeps a laptop (and
@@ -358,7 +431,7 @@ class Command(BaseCommand):
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=self._env,
             # Its own process group: Ctrl+C reaches only this command, which stops the children
             # in order, and the runserver reloader's child goes with its parent.
             start_new_session=True,
@@ -386,14 +459,19 @@ class Command(BaseCommand):
                 pass
 
     def _banner(self, url: str, login: DevLogin) -> None:
+        cli_dir = Path(sys.executable).parent
         lines = [
             "",
             f"Partwise is running at {url}/",
             f"  API docs   {url}/api/docs/",
             f"  admin      {url}/admin/",
-            f"  login      {login.username} / {login.password}",
+            f"  login      {login.username} / {login.password}"
+            if login.password
+            else f"  login      {login.username} (your own password; to set another: "
+            f".venv/bin/python manage.py changepassword {login.username})",
             f"  API token  {login.token}   (send: Authorization: Token {login.token})",
             f"  S3         {settings.AWS_S3_ENDPOINT_URL}  bucket {settings.UPLOADS_BUCKET}",
+            f'  CLI        {cli_path()}   (on PATH: export PATH="{cli_dir}:$PATH")',
             "Press Ctrl+C to stop everything.",
             "",
         ]
