@@ -24,6 +24,7 @@ pytest_plugins = [
     "tests.support.passwords",
     "tests.support.lockout",
     "tests.support.world",
+    "tests.support.engines",
 ]
 
 BUCKET = "partwise-test"

@@ -1,9 +1,10 @@
 """Fixtures for the tiers that need a real S3 server (integration, e2e, reliability).
 
-`seaweedfs` starts one `weed mini` per test session on free ports with its own data dir and
-credentials; `real_s3` points Django's settings at it for one test, with a fresh bucket (CORS
-and lifecycle set by the same code as `setup_storage`). `client_of` is a plain boto3 client on
-a SeaweedFS, for reading what a server process wrote there as a consumer of the bucket would.
+`seaweedfs` starts one `weed mini` per test session (every module that imports the fixture
+shares it) on free ports with its own data dir and credentials; `real_s3` points Django's
+settings at it for one test, with a fresh bucket (CORS and lifecycle set by the same code as
+`setup_storage`). `client_of` is a plain boto3 client on a SeaweedFS, for reading what a server
+process wrote there as a consumer of the bucket would.
 """
 
 import secrets
@@ -36,15 +37,33 @@ def client_of(s3: SeaweedFS) -> Any:
     )
 
 
+# The session's one SeaweedFS. Each module or conftest that imports `seaweedfs` holds a fixture
+# definition of its own, and pytest caches a session fixture per definition: without this, every
+# importing module (the integration and e2e conftests, four reliability modules) started a weed
+# mini of its own and kept it running to the end of the session, each costing a start and a
+# stop of up to ~15 s. Sharing one is safe: every test works in a bucket of its own (`real_s3`,
+# DjangoServer), and no test stops or restarts it (the restart test starts its own).
+_shared: SeaweedFS | None = None
+
+
 @pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory) -> Iterator[SeaweedFS]:
+    global _shared
+    if _shared is not None and _shared.process is not None and _shared.process.poll() is None:
+        yield _shared  # started by another module's definition, which stops it
+        return
     server = SeaweedFS.on_free_ports(
         data_dir=tmp_path_factory.mktemp("seaweedfs"),
         access_key="test" + secrets.token_hex(6),
         secret_key=secrets.token_urlsafe(24),
     )
-    yield server
-    server.stop()
+    _shared = server
+    try:
+        yield server
+    finally:  # at the end of the session: every user of it is a session fixture or narrower
+        _shared = None
+        # Its data is thrown away: no need to wait out a graceful stop (up to 20 s on SIGTERM).
+        server.stop(timeout=3)
 
 
 @pytest.fixture

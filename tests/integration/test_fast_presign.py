@@ -14,6 +14,8 @@ from tests.support.checksums import etag_of, sha256_b64
 from tests.support.presigned import put_to_url
 from uploads.storage import PartToSign
 
+# Once, in the SQLite pass: signing and SeaweedFS only, no database (tests/support/engines.py).
+pytestmark = pytest.mark.engine_independent
 KEY = "uploads/fast-presign/data.bin"
 SIZE = 64 * 1024
 

@@ -371,15 +371,30 @@ def test_an_upload_completes_when_seaweedfs_restarts_in_the_middle(tmp_path):
             server = make_server(tmp_path / "django", s3, proxy)
             try:
                 path = write_random(tmp_path / "s3-restart.bin", 4 * PART)
-                client = uploader(server.url, server.users["alice"].token, limit_rate=6 * MiB)
+                # Finished parts are reported at once (not every 15 s, the default), so the
+                # server records part 1 as soon as it is in S3 and the restart can begin.
+                client = uploader(
+                    server.url, server.users["alice"].token, limit_rate=6 * MiB, report_interval=0
+                )
+
+                # Parts 2 to 4 wait at the proxy until SeaweedFS is down, so they are what finds
+                # it down: without that hold, a fast machine had sent every part before the stop
+                # and the test waited in vain for a request to find S3 down.
+                held = proxy.add("stall", method="PUT", path="partNumber=[234]&", after_bytes=-1)
+
+                def stop() -> None:
+                    s3.stop()
+                    held.release.set()
 
                 # Same ports, same data dir.
-                transfer = upload_across_a_restart(client, path, server, s3.stop, s3.start, proxy)
+                transfer = upload_across_a_restart(client, path, server, stop, s3.start, proxy)
                 assert_intact(server, transfer.upload, path)
             finally:
                 server.stop()
     finally:
-        s3.stop()
+        # Everything is checked: this SeaweedFS and its data are thrown away, so it need not
+        # be waited for (after a restart it took up to the whole 20 s to stop on SIGTERM).
+        s3.stop(timeout=3)
 
 
 # --- abort while parts are in flight ------------------------------------------------------------
