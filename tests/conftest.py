@@ -9,6 +9,7 @@ tier's conftest.py marks its folder's tests with the tier's marker (tests/suppor
 from collections.abc import Iterator
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from moto import mock_aws
 from rest_framework.test import APIClient
@@ -28,6 +29,22 @@ pytest_plugins = [
 ]
 
 BUCKET = "partwise-test"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory) -> None:
+    """On SQLite, the test database is a file, not Django's default in-memory one.
+
+    Servers in a thread of this process (pytest-django's live_server, the e2e tier's) share an
+    in-memory database's one connection between their request threads, and concurrent requests
+    then break each other's transactions ("no such savepoint", "database table is locked"). A
+    file gives each thread its own connection, with the settings' WAL mode and write lock at
+    BEGIN, as `make run` has.
+    """
+    database = django_settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        name = tmp_path_factory.mktemp("database") / "test.sqlite3"
+        database.setdefault("TEST", {})["NAME"] = str(name)
 
 
 @pytest.fixture(autouse=True, scope="session")

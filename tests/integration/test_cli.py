@@ -72,14 +72,20 @@ def sign_calls(server: DjangoServer, upload_id: str, since: int) -> int:
 
 
 def wait_for_parts(server, path: Path, at_least: int, process) -> dict:
-    """The unfinished upload of `path`, once the server has recorded `at_least` parts."""
+    """The unfinished upload of `path`, once S3 holds `at_least` of its parts.
+
+    Asked of the detail, which reconciles with S3: the CLI reports parts only in batches (64,
+    or every 15 s), so what it reported lags behind what S3 holds.
+    """
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert process.poll() is None, "the CLI finished before it could be stopped"
         query = f"/api/uploads/?status=uploading&fingerprint={fingerprint(path)}"
         uploads = server.api("GET", query).json()["results"]
-        if uploads and uploads[0]["parts_uploaded"] >= at_least:
-            return uploads[0]
+        if uploads:
+            detail = server.api("GET", f"/api/uploads/{uploads[0]['id']}/").json()
+            if detail["parts_uploaded"] >= at_least:
+                return detail
         time.sleep(0.05)
     raise AssertionError("the upload made no progress")
 
