@@ -61,7 +61,8 @@ WSGI_APPLICATION = "project.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "frontend" / "templates"],
+        # The site's own templates; the upload page's are the uploads app's (APP_DIRS).
+        "DIRS": [BASE_DIR / "project" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -128,7 +129,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "frontend" / "static"]
+# The page's scripts and styles are the uploads app's static files (uploads/static/partwise/,
+# where client.js and its modules are links to frontend/, the JS client's own folder).
 STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static"))
 # Under /api/ and /s3/ a CSRF refusal is JSON (`csrf_failed`), like every other error there.
 CSRF_FAILURE_VIEW = "uploads.api.errors.csrf_failure"

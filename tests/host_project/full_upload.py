@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import django
@@ -58,6 +59,7 @@ def main() -> dict[str, Any]:
 
     page = browser.get("/files/")
     seen["page"] = {"status": page.status_code, "endpoint": _endpoint(page.content.decode())}
+    seen["page_assets"] = _assets_found(page.content.decode())
     login_page = Client(**behind_proxy).get("/files/login/")
     seen["login_page"] = (login_page.status_code, login_page["Content-Type"])
     seen["unknown_api_route"] = _answer(browser.get("/files/api/nothing-here/"))
@@ -120,6 +122,30 @@ def main() -> dict[str, Any]:
     # Nothing of this repository's own site was needed (uploads never imports `project`).
     seen["project_imported"] = sorted(m for m in sys.modules if m.split(".")[0] == "project")
     return seen
+
+
+def _assets_found(html: str) -> dict[str, bool]:
+    """Whether the host's static finders find each file the page needs: those its HTML names
+    and every module page.js imports, transitively (client.js and its modules among them). The
+    host adds no STATICFILES_DIRS: they must come with the uploads app."""
+    import re
+
+    from django.contrib.staticfiles import finders
+
+    wanted = re.findall(r'(?:src|href)="/static/([^"]+)"', html)
+    found: dict[str, bool] = {}
+    while wanted:
+        name = wanted.pop()
+        if name in found:
+            continue
+        path = finders.find(name)
+        found[name] = path is not None
+        if path and name.endswith(".js"):
+            folder = name.rsplit("/", 1)[0]
+            text = Path(path).read_text(encoding="utf-8")
+            for spec in re.findall(r'from\s*"\./([^"]+)"', text):
+                wanted.append(f"{folder}/{spec}")
+    return found
 
 
 def _endpoint(html: str) -> str:

@@ -5,9 +5,6 @@ Django project with a custom user model. Secrets and the database come from the 
 """
 
 import os
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
 
 SECRET_KEY = os.environ["HOST_SECRET_KEY"]
 DEBUG = False
@@ -58,8 +55,7 @@ LOGIN_URL = "login"  # Partwise's sign-in page (files/login/); a host may keep i
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        # The upload page's templates live in the repository's frontend/ (see README).
-        "DIRS": [HERE.parents[1] / "frontend" / "templates"],
+        # No DIRS: the upload page's templates and scripts come with the uploads app.
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -81,7 +77,6 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [HERE.parents[1] / "frontend" / "static"]
 
 # Partwise's API: its authentication, error codes and bounded JSON bodies.
 REST_FRAMEWORK = {

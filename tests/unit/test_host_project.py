@@ -60,6 +60,12 @@ def test_the_app_mounts_under_the_prefix_the_host_chooses(full_upload):
     # The page takes its endpoint from the server, so it calls the mounted API.
     assert full_upload["page"] == {"status": 200, "endpoint": "/files/api/uploads/"}
     assert full_upload["login_page"] == [200, "text/html; charset=utf-8"]
+    # The page's templates, scripts and styles come with the app (package data): the host
+    # names no template or static folder of this repository.
+    assets = full_upload["page_assets"]
+    assert {"partwise/page.js", "partwise/page.css", "partwise/client.js"} <= set(assets)
+    assert "partwise/client/handle.js" in assets
+    assert all(assets.values()), assets
     # The API's own errors keep their JSON shape under the prefix, also those answered outside
     # its views (a locked-out login, through django-axes' middleware).
     assert full_upload["unknown_api_route"] == {"status": 404, "keys": ["code", "detail"]}
