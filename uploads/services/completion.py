@@ -35,6 +35,7 @@ from .cleanup import abort_until_gone
 from .state import (
     Actor,
     Status,
+    holding_completion,
     require_owner,
     require_status,
     take_over_dead_completion,
@@ -65,10 +66,11 @@ def complete_upload(
     storage = storage or get_storage()
     require_owner(upload, by)
     if _claim(upload, storage):
-        checked = _check_parts_in_s3(upload, storage, part_count=part_count)
-        if checked is not None:
-            parts, size = checked
-            _complete_in_s3(upload, storage, parts, expected_size=size)
+        with holding_completion(upload):
+            checked = _check_parts_in_s3(upload, storage, part_count=part_count)
+            if checked is not None:
+                parts, size = checked
+                _complete_in_s3(upload, storage, parts, expected_size=size)
     return with_parts(upload)
 
 
@@ -102,7 +104,8 @@ def _claim(upload: Upload, storage: MultipartStorage) -> bool:
 
     False when it is (or has just become) completed, so the caller answers it as it is. A
     racing call's outcome is waited for; a `completing` row of a call that died is settled from
-    the object or, past COMPLETION_TAKEOVER_AFTER, taken over. Otherwise UploadConflict.
+    the object or, once its claim goes unrenewed past COMPLETION_TAKEOVER_AFTER, taken
+    over. Otherwise UploadConflict.
     """
     if upload.status == Status.COMPLETED:
         return False

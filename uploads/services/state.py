@@ -9,11 +9,15 @@ died, and how long a second call waits for a first.
 from __future__ import annotations
 
 import enum
+import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
+from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from ..conf import upload_settings
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import _User
 
 Status = Upload.Status
+logger = logging.getLogger(__name__)
 
 OWNING = Upload.OWNING
 EXPIRABLE = Upload.EXPIRABLE
@@ -97,13 +102,55 @@ def touch(upload: Upload) -> None:
     upload.updated_at, upload.expires_at = now, expires_at
 
 
-# A CompleteMultipartUpload of 10,000 parts can take minutes; a `completing` row older than
-# this belongs to a call that died (process killed), and a new completion may take over.
-COMPLETION_TAKEOVER_AFTER = timedelta(minutes=15)
+# A completion keeps its claim alive by touching the `completing` row every
+# COMPLETION_HEARTBEAT while it runs (a CompleteMultipartUpload of 10,000 parts can take
+# minutes). A row untouched for COMPLETION_TAKEOVER_AFTER belongs to a call that died (its
+# process killed, its node lost), and a retried completion takes over at once instead of
+# answering 409 until a long fixed lease ends. Taking over a call that was only slow is safe:
+# S3 completes a multipart upload once, and the object settles both calls.
+COMPLETION_HEARTBEAT = 5.0  # seconds
+COMPLETION_TAKEOVER_AFTER = timedelta(seconds=6 * COMPLETION_HEARTBEAT)
 # A completion that finds another call completing the same upload waits this long for that
 # call's outcome, so that both answer the same (a retried or doubled "complete" is common).
 COMPLETION_WAIT = 10.0  # seconds
 _COMPLETION_POLL = 0.1
+
+
+@contextmanager
+def holding_completion(upload: Upload) -> Iterator[None]:
+    """Keep this call's claim on a `completing` upload alive until the block ends.
+
+    A thread touches the row every COMPLETION_HEARTBEAT (only while it is still `completing`),
+    so no other call takes the completion over while this one is waiting on S3.
+    """
+    done = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not done.wait(COMPLETION_HEARTBEAT):
+                Upload.objects.filter(pk=upload.pk, status=Status.COMPLETING).update(
+                    updated_at=timezone.now()
+                )
+        except DatabaseError:
+            # A missed beat at worst lets a retry take over, which S3 and the object settle.
+            logger.warning("The completion of %s could not renew its claim", upload.pk)
+        finally:
+            connections.close_all()  # this thread's own connections only
+
+    heart = threading.Thread(target=beat, name=f"completing-{upload.pk}", daemon=True)
+    heart.start()
+    try:
+        yield
+    finally:
+        done.set()
+        heart.join()
+
+
+def completion_is_abandoned(upload: Upload) -> bool:
+    """Whether the `completing` row has gone unrenewed past COMPLETION_TAKEOVER_AFTER."""
+    return upload.status == Status.COMPLETING and upload.updated_at < (
+        timezone.now() - COMPLETION_TAKEOVER_AFTER
+    )
 
 
 def take_over_dead_completion(upload: Upload) -> bool:
@@ -117,10 +164,17 @@ def take_over_dead_completion(upload: Upload) -> bool:
 
 
 def wait_for_racing_completion(upload: Upload) -> None:
-    """Poll the row until the racing completion has settled it, or COMPLETION_WAIT passes."""
+    """Poll the row until the racing completion has settled it, or COMPLETION_WAIT passes.
+
+    A completion found abandoned (its claim no longer renewed) is not waited for.
+    """
     deadline = time.monotonic() + COMPLETION_WAIT
-    while upload.status == Status.COMPLETING and time.monotonic() < deadline:
+    while (
+        upload.status == Status.COMPLETING
+        and not completion_is_abandoned(upload)
+        and time.monotonic() < deadline
+    ):
         time.sleep(_COMPLETION_POLL)
-        upload.refresh_status()
+        upload.refresh_from_db(fields=["status", "updated_at"])
     # Everything the winner wrote (progress, times), so both calls answer the same body.
     upload.refresh_from_db()
