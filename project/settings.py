@@ -158,32 +158,20 @@ if not DEBUG:
 SILENCED_SYSTEM_CHECKS = env.list("DJANGO_SILENCED_SYSTEM_CHECKS", default=[])
 
 # --- REST API ------------------------------------------------------------------------------
+# Partwise's API views carry their own authentication, parsers, renderers, throttles and error
+# handler (uploads/api/base.py), so nothing here is needed for them; these are DRF's defaults
+# for other views (the schema and docs).
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        # Token first, so that a request without credentials answers 401, not 403.
-        # `Authorization: Token <key>` with a named token (the only token system).
-        "uploads.tokens.authentication.NamedTokenAuthentication",
-        "uploads.api.authentication.CsrfSessionAuthentication",
-    ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["uploads.api.parsers.BoundedJSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
-    ],
-    "DEFAULT_THROTTLE_RATES": {
-        "anon": env.str("API_THROTTLE_ANON", default="60/min"),
-        "user": env.str("API_THROTTLE_USER", default="6000/min"),
-        # Password guesses against POST /api/auth/token/, per client address.
-        "token_login": env.str("API_THROTTLE_TOKEN_LOGIN", default="10/min"),
-    },
-    "EXCEPTION_HANDLER": "uploads.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "UNAUTHENTICATED_USER": None,
     # Behind N reverse proxies, throttles key anonymous clients on the address the proxies saw;
     # without it a client could pick its own key through a forged X-Forwarded-For.
     "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
+}
+UPLOADS_API_THROTTLE_RATES = {
+    "anon": env.str("API_THROTTLE_ANON", default="60/min"),
+    "user": env.str("API_THROTTLE_USER", default="6000/min"),
+    # Password guesses against POST /api/auth/token/, per client address.
+    "token_login": env.str("API_THROTTLE_TOKEN_LOGIN", default="10/min"),
 }
 CACHES = {
     # The throttles count requests in the cache; use a shared one (Redis) with several processes.

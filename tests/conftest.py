@@ -11,12 +11,13 @@ from collections.abc import Iterator
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from moto import mock_aws
 from rest_framework.test import APIClient
-from rest_framework.views import APIView
 
 from project.celery import app as celery_app
 from tests.factories import PASSWORD
+from uploads.api.base import PartwiseApiView
 from uploads.storage import MultipartStorage, get_storage, reset_storage
 from uploads.tokens.models import ApiToken
 
@@ -64,16 +65,23 @@ def _client_state_in_tmp(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("PARTWISE_STATE_DIR", str(tmp_path / "partwise-state"))
 
 
+# The throttles Partwise's API views ship with, before any test turns them off.
+SHIPPED_THROTTLES = list(PartwiseApiView.throttle_classes)
+
+
 @pytest.fixture(autouse=True)
 def _no_throttling_by_default(settings, monkeypatch) -> None:
     # Throttling has its own tests; elsewhere it would make test order matter.
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_CLASSES": [],
-    }
-    # DRF copies DEFAULT_THROTTLE_CLASSES into APIView.throttle_classes at import, so the
-    # setting alone never reaches the views.
-    monkeypatch.setattr(APIView, "throttle_classes", [])
+    monkeypatch.setattr(PartwiseApiView, "throttle_classes", [])
+
+
+@pytest.fixture
+def shipped_throttles(monkeypatch) -> Iterator[None]:
+    """The API's shipped throttles back on, with a cleared count."""
+    monkeypatch.setattr(PartwiseApiView, "throttle_classes", SHIPPED_THROTTLES)
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

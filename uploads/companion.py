@@ -39,10 +39,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from . import services
 from .api.authentication import CsrfSessionAuthentication, signed_in_user
+from .api.base import PartwiseApiView
 from .api.serializers import StrictIntegerField
 from .api.views import ERRORS, get_own_upload
 from .conf import upload_settings
@@ -147,7 +147,7 @@ class CompanionEmptySerializer(serializers.Serializer):
 
 
 # --- views -----------------------------------------------------------------------------------
-class CompanionApi(APIView):
+class CompanionApi(PartwiseApiView):
     authentication_classes = [NamedTokenAuthentication, OriginSessionAuthentication]
 
     def get_exception_handler(self) -> ExceptionHandler:

@@ -30,6 +30,7 @@ KNOWN_SETTINGS = frozenset(
         "UPLOADS_WEBHOOK_SECRET",
         "UPLOADS_USER_MAX_OPEN_UPLOADS",
         "UPLOADS_USER_MAX_OPEN_BYTES",
+        "UPLOADS_API_THROTTLE_RATES",
     }
 )
 
@@ -56,6 +57,12 @@ DEFAULTS: dict[str, Any] = {
     "UPLOADS_WEBHOOK_SECRET": "",
     "UPLOADS_USER_MAX_OPEN_UPLOADS": 100,
     "UPLOADS_USER_MAX_OPEN_BYTES": 1024**4,  # 1 TiB
+    # The API's throttles (uploads/api/base.py), by scope; a host sets only the ones it changes.
+    "UPLOADS_API_THROTTLE_RATES": {
+        "anon": "60/min",  # per anonymous client address; failed authentication counts here
+        "user": "6000/min",  # per signed-in user
+        "token_login": "10/min",  # POST /api/auth/token/ attempts, per client address
+    },
 }
 
 
@@ -81,6 +88,7 @@ class UploadSettings:
     webhook_secret: str
     user_max_open_uploads: int
     user_max_open_bytes: int
+    api_throttle_rates: dict[str, str | None]
 
 
 def upload_settings() -> UploadSettings:
@@ -103,4 +111,8 @@ def upload_settings() -> UploadSettings:
         webhook_secret=_setting("UPLOADS_WEBHOOK_SECRET"),
         user_max_open_uploads=_setting("UPLOADS_USER_MAX_OPEN_UPLOADS"),
         user_max_open_bytes=_setting("UPLOADS_USER_MAX_OPEN_BYTES"),
+        api_throttle_rates={
+            **DEFAULTS["UPLOADS_API_THROTTLE_RATES"],
+            **getattr(settings, "UPLOADS_API_THROTTLE_RATES", {}),
+        },
     )

@@ -119,9 +119,43 @@ def main() -> dict[str, Any]:
             HTTP_ORIGIN="https://host.example",
         )
     )
+    seen["api_policy"] = _api_policy(member, behind_proxy, upload["id"])
     # Nothing of this repository's own site was needed (uploads never imports `project`).
     seen["project_imported"] = sorted(m for m in sys.modules if m.split(".")[0] == "project")
     return seen
+
+
+def _api_policy(member: Any, behind_proxy: dict[str, str], upload_id: str) -> dict[str, Any]:
+    """How Partwise's API answers under a host whose REST_FRAMEWORK says other things (Basic
+    authentication, AllowAny, a browsable renderer, DRF's own error bodies, no throttles)."""
+    import base64
+
+    from django.test import Client
+
+    anonymous = Client(**behind_proxy)
+    basic = base64.b64encode(b"ada:a long passphrase 7").decode()
+    as_basic = Client(**behind_proxy, HTTP_AUTHORIZATION=f"Basic {basic}")
+    browser = Client(**behind_proxy)
+    browser.force_login(member)
+    malformed = browser.post("/files/api/uploads/", "{not json", content_type="application/json")
+    # Failed authentication counts against the anonymous rate (UPLOADS_API_THROTTLE_RATES
+    # "anon", 60/min by default) whatever the host throttles.
+    seen = {
+        "anonymous": _coded(anonymous.get("/files/api/uploads/")),
+        "basic_auth": _coded(as_basic.get("/files/api/uploads/")),
+        "malformed_json": {**_coded(malformed), "content_type": malformed["Content-Type"]},
+    }
+    statuses = [anonymous.get(f"/files/api/uploads/{upload_id}/").status_code for _ in range(59)]
+    return {
+        **seen,
+        "anonymous_61": sorted(set(statuses)),
+        "monotonic": statuses == sorted(statuses),
+        "throttled": _coded(anonymous.get("/files/api/uploads/")),
+    }
+
+
+def _coded(response: Any) -> dict[str, Any]:
+    return {"status": response.status_code, "code": response.json().get("code")}
 
 
 def _assets_found(html: str) -> dict[str, bool]:

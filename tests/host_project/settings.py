@@ -78,17 +78,15 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 
-# Partwise's API: its authentication, error codes and bounded JSON bodies.
+# The host's own API settings: Partwise's views keep their own authentication, JSON bodies,
+# error codes and throttles whatever these say (none of them is needed for Partwise).
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "uploads.tokens.authentication.NamedTokenAuthentication",
-        "uploads.api.authentication.CsrfSessionAuthentication",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.BasicAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["uploads.api.parsers.BoundedJSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "uploads.api.errors.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"token_login": "10/min"},
 }
 
 # Partwise: the S3 connection (AWS itself here) and the bucket; every UPLOADS_* has a default.

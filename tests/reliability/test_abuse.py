@@ -18,8 +18,6 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.test import Client
 from rest_framework.test import APIClient
-from rest_framework.throttling import SimpleRateThrottle, UserRateThrottle
-from rest_framework.views import APIView
 
 from tests.support.http import send
 from tests.support.snapshots import snapshot
@@ -60,16 +58,10 @@ THROTTLED = [
 
 @pytest.mark.parametrize(("method", "path", "body", "auth"), THROTTLED)
 def test_too_many_requests_answer_429_with_retry_after_and_change_nothing(
-    world, secret_storage, monkeypatch, method, path, body, auth
+    world, secret_storage, shipped_throttles, settings, method, path, body, auth
 ):
     # The shipped throttle classes, at two requests a minute.
-    monkeypatch.setattr(APIView, "throttle_classes", [UserRateThrottle])
-    monkeypatch.setattr(
-        SimpleRateThrottle,
-        "THROTTLE_RATES",
-        {"user": "2/min", "anon": "2/min", "token_login": "2/min"},
-    )
-    cache.clear()
+    settings.UPLOADS_API_THROTTLE_RATES = {"user": "2/min", "anon": "2/min", "token_login": "2/min"}
     client = world.client(auth)
     url = path.format(**world.ids)
     for _ in range(2):

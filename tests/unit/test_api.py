@@ -15,8 +15,6 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
-from rest_framework.throttling import UserRateThrottle
-from rest_framework.views import APIView
 
 from tests.factories import UploadFactory
 from tests.support.presigned import put_signed
@@ -528,11 +526,9 @@ def test_session_reads_need_no_csrf_token(session_client, user):
     assert session_client.get(LIST).status_code == 200
 
 
-def test_too_many_requests_answer_429_with_retry_after(api_client, monkeypatch):
-    # Re-enable the user throttle (off by default in tests) at two requests a minute.
-    monkeypatch.setattr(APIView, "throttle_classes", [UserRateThrottle])
-    monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES", {"user": "2/min"})
-    cache.clear()
+def test_too_many_requests_answer_429_with_retry_after(api_client, shipped_throttles, settings):
+    # The shipped throttles (off by default in tests), the user's at two requests a minute.
+    settings.UPLOADS_API_THROTTLE_RATES = {"user": "2/min"}
 
     statuses = [api_client.get(LIST).status_code for _ in range(3)]
     response = api_client.get(LIST)

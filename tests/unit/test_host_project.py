@@ -85,6 +85,22 @@ def test_a_file_goes_to_s3_in_parts_through_the_hosts_urls(full_upload):
     assert full_upload["stored_sha256_matches"]
 
 
+def test_partwises_api_keeps_its_own_policy_whatever_the_hosts_rest_framework_says(full_upload):
+    # The host's REST_FRAMEWORK: Basic authentication, AllowAny, a browsable renderer, DRF's
+    # error bodies, no throttles. None of it applies under Partwise's routes.
+    policy = full_upload["api_policy"]
+    assert policy["anonymous"] == {"status": 401, "code": "not_authenticated"}
+    assert policy["basic_auth"] == {"status": 401, "code": "not_authenticated"}
+    assert policy["malformed_json"] == {
+        "status": 400,
+        "code": "parse_error",
+        "content_type": "application/json",
+    }
+    assert policy["anonymous_61"] == [401, 429]  # refused, then throttled once over the rate
+    assert policy["monotonic"]
+    assert policy["throttled"] == {"status": 429, "code": "throttled"}
+
+
 def test_the_host_runs_without_partwises_own_site_package(full_upload):
     assert full_upload["project_imported"] == []
 

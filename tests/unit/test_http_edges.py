@@ -5,11 +5,8 @@ import io
 import json
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 from rest_framework.test import APIClient
-from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
-from rest_framework.views import APIView
 
 from tests.factories import PASSWORD
 
@@ -54,14 +51,6 @@ def test_a_chunked_body_the_server_cannot_read_is_a_411(user):
 
 
 # --- failed authentication counts against the anonymous rate -----------------------------------
-@pytest.fixture
-def shipped_throttles(monkeypatch):
-    monkeypatch.setattr(APIView, "throttle_classes", [AnonRateThrottle, UserRateThrottle])
-    cache.clear()
-    yield
-    cache.clear()
-
-
 @pytest.mark.parametrize("path", ["/api/uploads/", "/api/auth/tokens/", "/s3/multipart"])
 def test_the_61st_failed_authentication_in_a_minute_is_a_429(shipped_throttles, user, path):
     anonymous = APIClient()

@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 def signed_in_user(request: Request) -> User:
     """The user the request authenticated as; 401 `not_authenticated` when anonymous.
 
-    The API's views need a signed-in user (project/settings.py makes IsAuthenticated the
-    default permission); this holds even in a project that mounts the app without that default,
-    so an anonymous request never reaches a service.
+    The API's views need a signed-in user (PartwiseApiView's IsAuthenticated); this holds
+    even in a view that allows anonymous callers, so an anonymous request never reaches a
+    service.
     """
     user = request.user
     if not user.is_authenticated:

@@ -4,8 +4,9 @@ DRF checks a view's throttles in `APIView.initial` only after authentication and
 so a request with no credentials or a bad token is refused with a 401 before any throttle has
 counted it: guessing tokens, or hammering a protected route anonymously, was never slowed
 down. The exception handler (uploads/api/errors.py) calls this on those 401s: the view's
-anonymous throttles (AnonRateThrottle and its subclasses, the `anon` rate of REST_FRAMEWORK)
-count the request, and once over the rate the answer is 429 `throttled` with Retry-After.
+anonymous throttles (AnonRateThrottle and its subclasses, the `anon` rate of
+UPLOADS_API_THROTTLE_RATES) count the request, and once over the rate the answer is 429
+`throttled` with Retry-After.
 """
 
 from typing import Any

@@ -22,12 +22,13 @@ from ..lockout import locked_out
 from ..tokens.models import NAME_MAX_LENGTH, ApiToken
 from ..tokens.services import issue_token, revoke_token
 from .authentication import signed_in_user
+from .base import PartwiseApiView, RatesFromUploadSettings
 from .views import ERRORS
 
 TAGS = ["auth"]
 
 
-class TokenLoginThrottle(AnonRateThrottle):
+class TokenLoginThrottle(RatesFromUploadSettings, AnonRateThrottle):
     """Every attempt counts, per client address, at the `token_login` rate (default 10/min)."""
 
     scope = "token_login"
@@ -76,7 +77,7 @@ class IssuedTokenSerializer(ApiTokenSerializer):
 
 
 # --- views -----------------------------------------------------------------------------------
-class TokenLoginApi(APIView):
+class TokenLoginApi(PartwiseApiView):
     # The answer depends on the body only: credentials sent along (a stale token, a session)
     # are ignored rather than refused, and no session means no CSRF question.
     authentication_classes = []
@@ -119,7 +120,7 @@ class TokenLoginApi(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class TokenListApi(APIView):
+class TokenListApi(PartwiseApiView):
     @extend_schema(
         tags=TAGS,
         responses={200: ApiTokenSerializer(many=True), **ERRORS},
@@ -131,7 +132,7 @@ class TokenListApi(APIView):
         return Response(ApiTokenSerializer(tokens, many=True, context={"current": current}).data)
 
 
-class TokenDetailApi(APIView):
+class TokenDetailApi(PartwiseApiView):
     @extend_schema(
         tags=TAGS,
         responses={204: OpenApiResponse(description="revoked"), **ERRORS},

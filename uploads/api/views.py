@@ -17,11 +17,11 @@ from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from .. import selectors, services
 from ..models import Upload
 from .authentication import signed_in_user
+from .base import PartwiseApiView
 from .serializers import (
     ErrorSerializer,
     ReportPartsInputSerializer,
@@ -112,7 +112,7 @@ IF_MATCH = OpenApiParameter(
 )
 
 
-class UploadListApi(APIView):
+class UploadListApi(PartwiseApiView):
     @extend_schema(
         parameters=[UploadListQuerySerializer],
         operation_id="api_uploads_list",
@@ -175,7 +175,7 @@ class UploadListApi(APIView):
         return Response(body, status=created)
 
 
-class UploadDetailApi(APIView):
+class UploadDetailApi(PartwiseApiView):
     @extend_schema(
         parameters=[UploadDetailQuerySerializer],
         responses={200: UploadLiveDetailSerializer, **ERRORS},
@@ -207,7 +207,7 @@ class UploadDetailApi(APIView):
         return with_entity_tag(Response(UploadSerializer(upload).data), upload)
 
 
-class UploadDownloadApi(APIView):
+class UploadDownloadApi(PartwiseApiView):
     @extend_schema(
         parameters=[UploadDownloadQuerySerializer],
         responses={
@@ -235,7 +235,7 @@ class UploadDownloadApi(APIView):
         )
 
 
-class UploadSignApi(APIView):
+class UploadSignApi(PartwiseApiView):
     @extend_schema(
         request=SignPartsInputSerializer,
         responses={200: SignedPartsSerializer, **ERRORS},
@@ -250,7 +250,7 @@ class UploadSignApi(APIView):
         return Response(signed_batch_body(batch))
 
 
-class UploadPartsApi(APIView):
+class UploadPartsApi(PartwiseApiView):
     @extend_schema(
         request=ReportPartsInputSerializer,
         responses={200: UploadProgressSerializer, **ERRORS},
@@ -268,7 +268,7 @@ class UploadPartsApi(APIView):
         return Response(body)
 
 
-class UploadCompleteApi(APIView):
+class UploadCompleteApi(PartwiseApiView):
     @extend_schema(
         request=None,
         responses={200: UploadDetailSerializer, **ERRORS},
@@ -280,7 +280,7 @@ class UploadCompleteApi(APIView):
 
 
 @extend_schema(exclude=True)
-class ApiNotFound(APIView):
+class ApiNotFound(PartwiseApiView):
     """Any other path under /api/: a JSON 404 rather than Django's HTML page."""
 
     permission_classes = []
