@@ -185,3 +185,8 @@ def test_the_schema_documents_sessions_limits_and_start_or_resume(schema):
     started = components["UploadStarted"]
     assert {"resumed", "signed", "leased", "other_sessions"} <= set(started["properties"])
     assert not {"resumed", "signed", "leased", "other_sessions"} & set(started["required"])
+
+
+def test_the_download_redirect_declares_its_location_header(schema):
+    found = schema["paths"]["/api/uploads/{id}/download/"]["get"]["responses"]["302"]
+    assert found["headers"]["Location"]["schema"] == {"type": "string", "format": "uri"}

@@ -209,7 +209,16 @@ class UploadDetailApi(PartwiseApiView):
 
 class UploadDownloadApi(PartwiseApiView):
     @extend_schema(
-        parameters=[UploadDownloadQuerySerializer],
+        parameters=[
+            UploadDownloadQuerySerializer,
+            OpenApiParameter(
+                "Location",
+                OpenApiTypes.URI,
+                OpenApiParameter.HEADER,
+                response=[302],
+                description="The presigned GET URL of the file.",
+            ),
+        ],
         responses={
             302: OpenApiResponse(
                 description="Location: a presigned GET of the file, valid "
