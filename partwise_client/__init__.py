@@ -1,7 +1,7 @@
 """Partwise client: resumable, parallel uploads to a Partwise server, from Python or a shell.
 
-Standalone: no Django, boto3 or Celery, only requests and tqdm (`pip install ./clients/python`
-installs it alone). The library API mirrors boto3's `upload_file` and oss2's
+Standalone: no Django, boto3 or Celery, only requests, tqdm and google-crc32c (`pip install
+./clients/python` installs it alone). The library API mirrors boto3's `upload_file` and oss2's
 `resumable_upload`::
 
     from partwise_client import upload_file

@@ -238,6 +238,9 @@ UPLOADS_WEBHOOK_SECRET = env.str("UPLOADS_WEBHOOK_SECRET", default="")
 # one frees its room.
 UPLOADS_USER_MAX_OPEN_UPLOADS = env.int("UPLOADS_USER_MAX_OPEN_UPLOADS", default=100)
 UPLOADS_USER_MAX_OPEN_BYTES = env.int("UPLOADS_USER_MAX_OPEN_BYTES", default=1024**4)  # 1 TiB
+# Which digest each part carries: auto (what the store's probe found it verifies), or one of
+# sha256, crc32c, md5, none (uploads/integrity.py; README's store table).
+UPLOADS_PART_INTEGRITY = env.str("UPLOADS_PART_INTEGRITY", default="auto")
 
 # --- Celery --------------------------------------------------------------------------------
 # The default broker is kombu's SQLAlchemy transport on a SQLite file under var/: no server to

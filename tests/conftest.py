@@ -75,6 +75,13 @@ def _no_throttling_by_default(settings, monkeypatch) -> None:
     monkeypatch.setattr(PartwiseApiView, "throttle_classes", [])
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    # The cache holds throttle counts and the store's profile: none may leak into the next test.
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def shipped_throttles(monkeypatch) -> Iterator[None]:
     """The API's shipped throttles back on, with a cleared count."""

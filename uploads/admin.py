@@ -23,7 +23,7 @@ from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import formats, timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import ngettext
 
@@ -31,7 +31,7 @@ from . import selectors, services
 from .admin_files import delete_files
 from .conf import upload_settings
 from .exceptions import StorageFailed
-from .models import Upload
+from .models import StoreProfile, Upload
 
 if TYPE_CHECKING:
     from django.contrib.admin.filters import _ListFilterChoices
@@ -129,6 +129,7 @@ class UploadAdmin(UploadModelAdmin):
                     "part_count",
                     "progress",
                     "checksum_algorithm",
+                    "integrity_caught_by",
                     "fingerprint",
                 ]
             },
@@ -140,7 +141,13 @@ class UploadAdmin(UploadModelAdmin):
             {"fields": ["created_at", "updated_at", "expires_at", "s3_abort_date", "completed_at"]},
         ),
     ]
-    readonly_fields = ["size_human", "part_size_human", "progress", "s3_abort_date"]
+    readonly_fields = [
+        "size_human",
+        "part_size_human",
+        "progress",
+        "integrity_caught_by",
+        "s3_abort_date",
+    ]
 
     # --- read-only: state changes only through the actions (services) -------------------------
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -177,6 +184,11 @@ class UploadAdmin(UploadModelAdmin):
     @admin.display(description="upload", ordering="filename")
     def upload(self, obj: Upload) -> str:
         return obj.filename
+
+    @admin.display(description="a corrupted part is caught by")
+    def integrity_caught_by(self, obj: Upload) -> str:
+        label = Upload.Integrity(obj.part_integrity).label
+        return f"UNVERIFIED: {label}" if obj.unverified else label
 
     @admin.display(description="size", ordering="size")
     def size_human(self, obj: Upload) -> str:
@@ -407,3 +419,59 @@ class UploadAdmin(UploadModelAdmin):
             ],
         }
         return TemplateResponse(request, "admin/uploads/upload/orphans.html", context)
+
+
+@admin.register(StoreProfile)
+class StoreProfileAdmin(admin.ModelAdmin):
+    """What `probe_storage` found each store to verify (read-only: the probe writes it)."""
+
+    list_display = [
+        "bucket",
+        "endpoint",
+        "verified",
+        "etag_is_md5",
+        "equal_part_sizes",
+        "probed_at",
+    ]
+    readonly_fields = (
+        "endpoint",
+        "bucket",
+        "verified",
+        "etag_is_md5",
+        "binds_length",
+        "equal_part_sizes",
+        "probed_at",
+        "steps",
+    )
+    fields = readonly_fields
+
+    @admin.display(description="verifies")
+    def verified(self, obj: StoreProfile) -> str:
+        return ", ".join(obj.verifies) or "no part digest (uploads are unverified)"
+
+    @admin.display(description="probe steps")
+    def steps(self, obj: StoreProfile) -> str:
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li>{}: {} {} (a checking store: {})</li>",
+                (
+                    (
+                        ("ok" if step["passed"] else "NOT AS A CHECKING STORE")
+                        + " - "
+                        + step["name"],
+                        step["status"] or "no answer",
+                        step["code"],
+                        step["expected"],
+                    )
+                    for step in obj.findings
+                ),
+            ),
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: StoreProfile | None = None) -> bool:
+        return False

@@ -31,6 +31,7 @@ KNOWN_SETTINGS = frozenset(
         "UPLOADS_USER_MAX_OPEN_UPLOADS",
         "UPLOADS_USER_MAX_OPEN_BYTES",
         "UPLOADS_API_THROTTLE_RATES",
+        "UPLOADS_PART_INTEGRITY",
     }
 )
 
@@ -57,6 +58,8 @@ DEFAULTS: dict[str, Any] = {
     "UPLOADS_WEBHOOK_SECRET": "",
     "UPLOADS_USER_MAX_OPEN_UPLOADS": 100,
     "UPLOADS_USER_MAX_OPEN_BYTES": 1024**4,  # 1 TiB
+    # Which digest parts carry: "auto" follows the store's probed profile (uploads/integrity.py).
+    "UPLOADS_PART_INTEGRITY": "auto",
     # The API's throttles (uploads/api/base.py), by scope; a host sets only the ones it changes.
     "UPLOADS_API_THROTTLE_RATES": {
         "anon": "60/min",  # per anonymous client address; failed authentication counts here
@@ -89,6 +92,7 @@ class UploadSettings:
     user_max_open_uploads: int
     user_max_open_bytes: int
     api_throttle_rates: dict[str, str | None]
+    part_integrity: str
 
 
 def upload_settings() -> UploadSettings:
@@ -111,6 +115,7 @@ def upload_settings() -> UploadSettings:
         webhook_secret=_setting("UPLOADS_WEBHOOK_SECRET"),
         user_max_open_uploads=_setting("UPLOADS_USER_MAX_OPEN_UPLOADS"),
         user_max_open_bytes=_setting("UPLOADS_USER_MAX_OPEN_BYTES"),
+        part_integrity=str(_setting("UPLOADS_PART_INTEGRITY")).lower(),
         api_throttle_rates={
             **DEFAULTS["UPLOADS_API_THROTTLE_RATES"],
             **getattr(settings, "UPLOADS_API_THROTTLE_RATES", {}),

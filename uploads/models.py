@@ -37,11 +37,21 @@ class Verification(models.TextChoices):
     MISMATCH = "mismatch"
 
 
+class Integrity(models.TextChoices):
+    """What catches a corrupted part of the upload (uploads/integrity.py; blank: before it was
+    recorded, as `store`)."""
+
+    STORE = "store", "the store verifies each part's digest"
+    ETAG = "etag", "completion compares each part's ETag with its MD5"
+    NONE = "none", "unverified: the object is re-hashed after completion"
+
+
 class Upload(models.Model):
     """One file on its way into S3 through a multipart upload."""
 
     Status = UploadStatus
     Verification = Verification
+    Integrity = Integrity
     INCOMPLETE = (Status.UPLOADING, Status.COMPLETING, Status.FAILED)
     # Statuses that expiry and "extend expiry" act on, while no object was ever completed.
     EXPIRABLE = (Status.UPLOADING, Status.FAILED)
@@ -63,6 +73,7 @@ class Upload(models.Model):
     part_size = models.BigIntegerField(null=True, blank=True)
     part_count = models.PositiveIntegerField(null=True, blank=True)
     checksum_algorithm = models.CharField(max_length=16, blank=True)
+    integrity = models.CharField(max_length=8, choices=Integrity.choices, blank=True)
     fingerprint = models.CharField(max_length=128, blank=True)
     # NULL, not "": the unique (owner, client_token) constraint must ignore uploads without one.
     client_token = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
@@ -105,6 +116,19 @@ class Upload(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filename} ({self.status})"
+
+    @property
+    def part_integrity(self) -> str:
+        """What catches a corrupted part (Integrity); rows from before it was recorded had
+        what their client asked verified, as every store Partwise ran on then did."""
+        if self.integrity:
+            return self.integrity
+        return Integrity.STORE if self.checksum_algorithm else Integrity.NONE
+
+    @property
+    def unverified(self) -> bool:
+        """True when neither the store nor completion can catch a corrupted part."""
+        return self.part_integrity == Integrity.NONE
 
     @property
     def plan(self) -> PartPlan | None:
@@ -332,3 +356,29 @@ class UploadSession(models.Model):
 
     def __str__(self) -> str:
         return f"session {self.session} on {self.upload_id}"
+
+
+class StoreProfile(models.Model):
+    """What `probe_storage` found a store to verify, per endpoint and bucket.
+
+    Written by the probe (uploads/storage/probe.py, through presigned URLs as clients send
+    parts), read by `selectors.store_profile` when an upload starts: the server chooses each
+    upload's part digest from it (uploads/integrity.py). `findings` keeps every probe step.
+    """
+
+    endpoint = models.CharField(max_length=512)
+    bucket = models.CharField(max_length=255)
+    verifies = models.JSONField(default=list)  # digests a wrong value of is refused: SHA256…
+    binds_length = models.BooleanField(default=True)
+    equal_part_sizes = models.BooleanField(default=False)
+    etag_is_md5 = models.BooleanField(default=False)
+    findings = models.JSONField(default=list)
+    probed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "bucket"], name="store_profile_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bucket} at {self.endpoint}"

@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .conf import upload_settings
 from .exceptions import StorageFailed, UploadGone
+from .integrity import StoreProfile
+from .models import StoreProfile as StoreProfileRow
 from .models import Upload, UploadPart, UploadSession
 from .parts import StoredPart
 from .storage import MultipartStorage, abort_days, get_storage, lifecycle_abort_date
@@ -202,3 +205,47 @@ def lifecycle_abort_days(*, storage: MultipartStorage | None = None) -> int | No
         logger.info("could not read the bucket's lifecycle rules", exc_info=True)
         return None
     return abort_days(rules, upload_settings().key_prefix)
+
+
+# The store's profile is read when an upload starts; the cache (shared by every process when
+# it is Redis) saves that query, and `record_store_profile` refreshes it. An hour bounds how
+# long a profile edited in the database alone goes unseen.
+PROFILE_CACHE_SECONDS = 3600
+_NO_PROFILE = "never probed"
+
+
+def _profile_cache_key(storage: MultipartStorage) -> str:
+    return f"partwise:store-profile:{storage.endpoint}:{storage.bucket}"
+
+
+def store_profile_row(storage: MultipartStorage | None = None) -> StoreProfileRow | None:
+    """The stored probe result of the configured store, or None when it was never probed."""
+    storage = storage or get_storage()
+    return StoreProfileRow.objects.filter(endpoint=storage.endpoint, bucket=storage.bucket).first()
+
+
+def store_profile(storage: MultipartStorage | None = None) -> StoreProfile | None:
+    """What the configured store verifies (uploads/integrity.py), None when never probed."""
+    storage = storage or get_storage()
+    key = _profile_cache_key(storage)
+    cached = cache.get(key)
+    if cached is None:
+        row = store_profile_row(storage)
+        cached = _NO_PROFILE if row is None else profile_of(row)
+        cache.set(key, cached, PROFILE_CACHE_SECONDS)
+    return None if cached == _NO_PROFILE else cached
+
+
+def forget_store_profile(storage: MultipartStorage) -> None:
+    """Drop the cached profile, so the next upload reads the one just recorded."""
+    cache.delete(_profile_cache_key(storage))
+
+
+def profile_of(row: StoreProfileRow) -> StoreProfile:
+    """The domain's view of a stored probe result."""
+    return StoreProfile(
+        verifies=frozenset(row.verifies),
+        binds_length=row.binds_length,
+        equal_part_sizes=row.equal_part_sizes,
+        etag_is_md5=row.etag_is_md5,
+    )

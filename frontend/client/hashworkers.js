@@ -1,19 +1,22 @@
 /**
- * A pool of Web Workers that hash Blob slices: each worker reads its slice and computes the
- * SHA-256 off the page's thread, and only the 44-character checksum comes back (a Blob is
- * posted by reference, so no part's bytes cross threads). Used by the hasher when the option
- * `hashWorkers` asks for it and the environment has Workers; otherwise the page hashes.
+ * A pool of Web Workers that hash Blob slices: each worker reads its slice and computes its
+ * digest (SHA-256, CRC32C or MD5, digests.js) off the page's thread, and only the base64
+ * checksum comes back (a Blob is posted by reference, so no part's bytes cross threads).
+ * Used by the hasher when the option `hashWorkers` asks for it and the environment has
+ * Workers; otherwise the page hashes.
  */
+
+import { DIGEST_SOURCE } from "./digests.js";
 
 // The worker's whole program, started from a blob: URL so that the client stays files the
 // page serves as they are (no bundler, no separate worker file to host on the same origin).
-const WORKER_SOURCE = `
-self.onmessage = async ({ data: { id, blob } }) => {
+// The digests are digests.js's own functions, as their source text: one implementation.
+export const WORKER_SOURCE = `
+${DIGEST_SOURCE}
+
+self.onmessage = async ({ data: { id, blob, algorithm } }) => {
   try {
-    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
-    let text = "";
-    for (const byte of digest) text += String.fromCharCode(byte);
-    self.postMessage({ id, checksum: btoa(text) });
+    self.postMessage({ id, checksum: await digestBase64(algorithm, await blob.arrayBuffer()) });
   } catch (error) {
     self.postMessage({ id, error: String(error?.message ?? error) });
   }
@@ -31,7 +34,7 @@ export class HashWorkers {
     this._workers = Array.from({ length: count }, () => new Worker(url));
     URL.revokeObjectURL(url);
     this._idle = [...this._workers];
-    this._queue = []; // [blob, resolve, reject] waiting for an idle worker
+    this._queue = []; // [blob, algorithm, resolve, reject] waiting for an idle worker
     this._calls = new Map(); // id -> [resolve, reject, worker]
     this._next = 0;
     for (const worker of this._workers) {
@@ -46,10 +49,13 @@ export class HashWorkers {
     }
   }
 
-  /** The base64 SHA-256 of `blob`, computed by the next idle worker. */
-  hash(blob) {
+  /**
+   * The base64 digest `algorithm` ("SHA256", "CRC32C" or "MD5"; digests.js's digestBase64) of
+   * `blob`, computed by the next idle worker.
+   */
+  hash(blob, algorithm = "SHA256") {
     return new Promise((resolve, reject) => {
-      this._queue.push([blob, resolve, reject]);
+      this._queue.push([blob, algorithm, resolve, reject]);
       this._pump();
     });
   }
@@ -57,10 +63,10 @@ export class HashWorkers {
   _pump() {
     while (this._idle.length && this._queue.length) {
       const worker = this._idle.shift();
-      const [blob, resolve, reject] = this._queue.shift();
+      const [blob, algorithm, resolve, reject] = this._queue.shift();
       const id = ++this._next;
       this._calls.set(id, [resolve, reject]);
-      worker.postMessage({ id, blob });
+      worker.postMessage({ id, blob, algorithm });
     }
   }
 

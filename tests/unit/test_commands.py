@@ -4,6 +4,7 @@ The same commands against a real SeaweedFS, and `rundev` as a whole, are in
 tests/integration/test_commands.py.
 """
 
+import itertools
 import os
 import re
 import signal
@@ -468,7 +469,8 @@ def test_free_seaweedfs_ports_pass_over_a_port_another_process_holds(monkeypatch
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         held = holder.getsockname()[1] - seaweedfs.GRPC_OFFSET  # its gRPC twin is taken
-        offered = iter([held, 12001, 12002, 12003, 12004, 12005, 12006])
+        # The held port first, then as many others as the pick needs (some may be taken).
+        offered = itertools.chain([held], itertools.count(12001))
 
         class Offers:
             def randrange(self, start: int, stop: int) -> int:

@@ -1,7 +1,8 @@
 """What installs what, and which code may import which (docs: README, "Code layout").
 
-- The standalone client (clients/python/pyproject.toml) is partwise_client/ with requests and
-  tqdm only, and imports without Django, boto3 or Celery.
+- The standalone client (clients/python/pyproject.toml) is partwise_client/ with requests, tqdm
+  and google-crc32c only (S3's CRC32C, which hashlib lacks), and imports without Django, boto3
+  or Celery.
 - The embedded SeaweedFS binary is a development extra: a production install never gets it.
 - The domain app `uploads` never imports `project` (the development app and settings live
   there), so it mounts in any Django project.
@@ -15,7 +16,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_DIR = ROOT / "clients" / "python"
-CLIENT_DEPENDENCIES = {"requests", "tqdm"}
+CLIENT_DEPENDENCIES = {"requests", "tqdm", "google-crc32c"}
+# Their import names, where the distribution's name differs.
+CLIENT_IMPORTS = {"requests", "tqdm", "google_crc32c"}
 
 
 def load(path: Path) -> dict:
@@ -43,7 +46,7 @@ def imported_modules(package: Path) -> dict[str, set[str]]:
 
 
 # --- the standalone client ------------------------------------------------------------------
-def test_the_client_package_depends_on_requests_and_tqdm_only():
+def test_the_client_package_depends_on_requests_tqdm_and_google_crc32c_only():
     project = load(CLIENT_DIR / "pyproject.toml")["project"]
 
     assert {requirement_name(r) for r in project["dependencies"]} == CLIENT_DEPENDENCIES
@@ -64,8 +67,8 @@ def test_the_client_package_is_built_from_the_one_partwise_client_folder():
     assert (source / "__init__.py").is_file()
 
 
-def test_the_client_imports_only_the_standard_library_requests_and_tqdm():
-    allowed = set(sys.stdlib_module_names) | CLIENT_DEPENDENCIES | {"partwise_client"}
+def test_the_client_imports_only_the_standard_library_and_its_dependencies():
+    allowed = set(sys.stdlib_module_names) | CLIENT_IMPORTS | {"partwise_client"}
 
     for module, names in imported_modules(ROOT / "partwise_client").items():
         assert names <= allowed, f"{module} imports {sorted(names - allowed)}"

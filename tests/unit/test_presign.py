@@ -39,7 +39,13 @@ def frozen_clock(monkeypatch) -> None:
     monkeypatch.setattr("botocore.auth.get_current_datetime", lambda: FROZEN)
 
 
-def boto3_url(storage: MultipartStorage, key: str, part: PartToSign, expires: int) -> str:
+def boto3_url(
+    storage: MultipartStorage,
+    key: str,
+    part: PartToSign,
+    expires: int,
+    checksum_parameter: str = "ChecksumSHA256",
+) -> str:
     """The reference URL, straight from boto3's public API on the storage's presign client."""
     params: dict[str, Any] = {
         "Bucket": storage.bucket,
@@ -50,7 +56,7 @@ def boto3_url(storage: MultipartStorage, key: str, part: PartToSign, expires: in
     if part.size is not None:
         params["ContentLength"] = part.size
     if part.checksum:
-        params["ChecksumSHA256"] = part.checksum
+        params[checksum_parameter] = part.checksum
     return storage.presign_client.generate_presigned_url(
         "upload_part", Params=params, ExpiresIn=expires
     )
@@ -98,6 +104,34 @@ def test_a_fast_presigned_url_is_byte_identical_to_boto3s(
     [fast] = storage.presign_upload_parts(KEY, UPLOAD_ID, [part], expires_in=900)
     assert boto3_signed == [KEY], "boto3 signed more than the upload's template"
     assert fast.url == boto3_url(storage, KEY, part, 900)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "checksum", "parameter", "header"),
+    [
+        ("CRC32C", "4waSgw==", "ChecksumCRC32C", "x-amz-checksum-crc32c"),
+        ("MD5", "JfnnlDI7RTiF9RgfG2JNCw==", "ContentMD5", "Content-MD5"),
+    ],
+)
+def test_crc32c_and_md5_parts_sign_their_digest_as_a_header_byte_identical_to_boto3(
+    credentials, frozen_clock, algorithm, checksum, parameter, header
+):
+    storage = local_storage()
+    parts = [PartToSign(1), PartToSign(2, size=5 * 1024 * 1024, checksum=checksum)]
+    fast = storage.presign_upload_parts(
+        KEY, UPLOAD_ID, parts, expires_in=900, checksum_algorithm=algorithm
+    )
+    assert [signed.url for signed in fast] == [
+        boto3_url(storage, KEY, part, 900, parameter) for part in parts
+    ]
+    assert fast[1].headers == {header: checksum}
+    signed_headers = fast[1].url.split("X-Amz-SignedHeaders=")[1].split("&")[0]
+    assert header.lower() in signed_headers.replace("%3B", ";").split(";")
+    query = dict(pair.split("=", 1) for pair in fast[1].url.split("?", 1)[1].split("&"))
+    assert set(query) == {
+        p for p in query if p in ("uploadId", "partNumber") or p.startswith("X-Amz-")
+    }
+    assert not any(name.lower().startswith(("x-amz-checksum", "content-md5")) for name in query)
 
 
 @pytest.mark.parametrize("part", PART_SHAPES)

@@ -100,7 +100,13 @@ class UploadCreateInputSerializer(serializers.Serializer):
     content_type = serializers.CharField(
         max_length=255, required=False, allow_blank=True, default=""
     )
-    checksum_algorithm = serializers.ChoiceField(choices=["SHA256", ""], required=False, default="")
+    checksum_algorithm = serializers.ChoiceField(
+        choices=["SHA256", "CRC32C", "MD5", ""],
+        required=False,
+        default="",
+        help_text="The digest the client would like its parts to carry; the answer's "
+        "checksum_algorithm is the one the server chose for the store (follow it).",
+    )
     fingerprint = serializers.RegexField(
         r"^[\x21-\x7e]{0,128}$",
         required=False,
@@ -279,11 +285,26 @@ class LimitsSerializer(serializers.Serializer):
 
 
 class UploadSerializer(serializers.ModelSerializer):
+    checksum_algorithm = serializers.ChoiceField(
+        choices=["SHA256", "CRC32C", "MD5", ""],
+        help_text="The digest each part must carry, as the server chose it for the store: "
+        "SHA256, CRC32C, MD5 (Content-MD5) or none. Clients compute this one.",
+    )
+    integrity = serializers.ChoiceField(
+        source="part_integrity",
+        choices=Upload.Integrity.choices,
+        help_text="What catches a corrupted part: the store (it verifies the digest), "
+        "etag (completion compares each part's ETag with its MD5) or none.",
+    )
+    unverified = serializers.BooleanField(
+        help_text="True when nothing catches a corrupted part before completion; the object "
+        "is then re-hashed after it."
+    )
     limits = serializers.SerializerMethodField()
 
     class Meta:
         model = Upload
-        fields = [*UPLOAD_FIELDS, "limits"]
+        fields = [*UPLOAD_FIELDS, "integrity", "unverified", "limits"]
         read_only_fields = fields
 
     @extend_schema_field(LimitsSerializer)
@@ -299,7 +320,7 @@ class UploadDetailSerializer(UploadSerializer):
     parts = UploadPartSerializer(many=True, read_only=True)
 
     class Meta(UploadSerializer.Meta):
-        fields = [*UPLOAD_FIELDS, "limits", "parts"]
+        fields = [*UploadSerializer.Meta.fields, "parts"]
         read_only_fields = fields
 
 

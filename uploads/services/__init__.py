@@ -6,7 +6,8 @@
 - `completion`: claim, check the parts, complete in S3, settle;
 - `cleanup`: abort, expiry, orphans, the operators' batch actions;
 - `verification`: a completed object checked again, reconciliation;
-- `files`: completed files downloaded (a presigned GET) and deleted on purpose (If-Match).
+- `files`: completed files downloaded (a presigned GET) and deleted on purpose (If-Match);
+- `store`: the store's profile, probed and recorded (what it verifies of each part).
 
 Views, admin actions, Celery tasks and the Uppy layer call these and hold no rule of their own;
 reads they need are in `uploads.selectors`. Each service takes the storage to use as a keyword
@@ -36,6 +37,7 @@ from .state import (
     Operator,
     User,
 )
+from .store import probe_and_record_store, record_store_profile
 from .uploading import (
     SignBatch,
     StartedUpload,
@@ -91,11 +93,13 @@ __all__ = [
     "expire_stale_uploads",
     "extend_expiry",
     "find_orphans",
+    "probe_and_record_store",
     "reconcile_orphans",
     "reconcile_upload",
     "reconcile_uploads",
     "record_parts",
     "record_parts_and_complete",
+    "record_store_profile",
     "settle_dead_completions",
     "sign_batch",
     "sign_parts",

@@ -26,9 +26,10 @@ from ..exceptions import (
     UploadGone,
     UploadTooLarge,
 )
+from ..integrity import md5_hex
 from ..models import Upload, UploadPart
 from ..parts import MIN_PART_SIZE, ReportedPart, StoredPart
-from ..selectors import with_parts
+from ..selectors import store_profile, with_parts
 from ..signals import send_upload_completed
 from ..storage import MultipartStorage, get_storage
 from .cleanup import abort_until_gone
@@ -141,7 +142,13 @@ def _check_parts_in_s3(
     """The parts to complete with and the object's size; None when the object settled it."""
     try:
         stored = storage.list_parts(upload.key, upload.s3_upload_id)
-        return check_parts_for_completion(upload, stored, part_count=part_count)
+        profile = store_profile(storage)
+        return check_parts_for_completion(
+            upload,
+            stored,
+            part_count=part_count,
+            equal_part_sizes=bool(profile and profile.equal_part_sizes),
+        )
     except UploadTooLarge as error:
         # Only an unplanned upload gets here (a planned one was refused at creation): nothing
         # of it may stay in S3.
@@ -170,7 +177,9 @@ def _complete_in_s3(
     upload: Upload, storage: MultipartStorage, parts: list[StoredPart], *, expected_size: int
 ) -> None:
     try:
-        storage.complete_multipart_upload(upload.key, upload.s3_upload_id, parts)
+        storage.complete_multipart_upload(
+            upload.key, upload.s3_upload_id, parts, checksum_algorithm=upload.checksum_algorithm
+        )
     except CompletionUnknown:
         try:
             settled = settle_from_object(upload, storage=storage, expected_size=expected_size)
@@ -220,12 +229,17 @@ def _complete_in_s3(
 
 
 def check_parts_for_completion(
-    upload: Upload, stored: Sequence[StoredPart], *, part_count: int | None = None
+    upload: Upload,
+    stored: Sequence[StoredPart],
+    *,
+    part_count: int | None = None,
+    equal_part_sizes: bool = False,
 ) -> tuple[list[StoredPart], int]:
     """The parts to complete with (S3's copies, with the signed checksums) and the total size.
 
-    Raises PartMissing for a gap, PartMismatch for a wrong size, ETag or a missing checksum,
-    UploadTooLarge for an unplanned upload over UPLOADS_MAX_SIZE.
+    Raises PartMissing for a gap, PartMismatch for a wrong size, ETag or a missing checksum
+    (and, with `equal_part_sizes`, the store's rule, for unequal non-final parts of an
+    unplanned upload), UploadTooLarge for an unplanned upload over UPLOADS_MAX_SIZE.
     """
     recorded = {part.number: part for part in UploadPart.objects.filter(upload=upload)}
     in_s3 = one_copy_per_part(stored, recorded)
@@ -251,6 +265,9 @@ def check_parts_for_completion(
         for number in range(1, count + 1)
         if (plan and in_s3[number].size != plan.size_of(number))
         or (not plan and number < count and in_s3[number].size < MIN_PART_SIZE)
+        or (
+            not plan and equal_part_sizes and number < count and in_s3[number].size != in_s3[1].size
+        )
     ]
     if wrong_size:
         raise PartMismatch("These parts do not have their planned size.", parts=wrong_size[:1000])
@@ -271,6 +288,21 @@ def check_parts_for_completion(
         ]
         if unchecked:
             raise PartMismatch("These parts have no signed checksum.", parts=unchecked[:1000])
+    if upload.integrity == Upload.Integrity.ETAG:
+        # The store verified no digest, but its part ETag is the part's MD5: a part whose
+        # bytes changed on the way is caught here, and sent again.
+        corrupted = [
+            n for n in range(1, count + 1) if in_s3[n].etag != md5_hex(recorded[n].checksum)
+        ]
+        if corrupted:
+            UploadPart.objects.filter(upload=upload, number__in=corrupted).update(
+                etag="", uploaded_at=None
+            )
+            refresh_progress(upload)
+            raise PartMismatch(
+                "S3 holds other bytes for these parts than their MD5 says: send them again.",
+                parts=corrupted[:1000],
+            )
     final = [
         StoredPart(
             number=number,

@@ -32,6 +32,7 @@ from ..exceptions import (
     UploadGone,
     UploadTooLarge,
 )
+from ..integrity import SHA256, choose_algorithm, integrity_of
 from ..models import Upload, UploadPart
 from ..parts import PartToSign, ReportedPart, SignedPart, StoredPart, plan_parts
 from ..selectors import (
@@ -40,6 +41,7 @@ from ..selectors import (
     open_usage,
     other_sessions,
     resumable_upload,
+    store_profile,
     with_parts,
 )
 from ..storage import MultipartStorage, get_storage
@@ -84,9 +86,13 @@ def start_upload(
     asked, so a create refused for them creates nothing.
     """
     conf = upload_settings()
+    storage = storage or get_storage()
     filename = clean_filename(filename)
     content_type = check_content_type(content_type, filename)
-    checksum_algorithm = check_checksum_algorithm(checksum_algorithm)
+    asked = check_checksum_algorithm(checksum_algorithm)
+    # The server chooses the parts' digest from what the store verifies; the client follows.
+    profile = store_profile(storage)
+    checksum_algorithm = choose_algorithm(asked, profile=profile, setting=conf.part_integrity)
     plan = None
     if size is not None:
         if size < 0:
@@ -98,7 +104,8 @@ def start_upload(
             plan = plan_parts(size, preferred)
         except ValueError as error:
             raise InvalidInput(str(error), field="part_size") from error
-    if to_sign:
+    if to_sign and checksum_algorithm == asked:
+        # (Parts hashed with another digest than the chosen one are signed later, not now.)
         check_parts_to_sign(plan.part_count if plan else None, checksum_algorithm, to_sign)
 
     if client_token:
@@ -110,7 +117,6 @@ def start_upload(
     upload_id = uuid.uuid4()
     # The key is the server's: a prefix, our UUID, and a tamed copy of the name for humans.
     key = f"{conf.key_prefix}{upload_id}/{key_segment(filename)}"
-    storage = storage or get_storage()
     s3_upload_id = storage.create_multipart_upload(
         key,
         content_type=content_type,
@@ -143,6 +149,7 @@ def start_upload(
                 part_size=plan.part_size if plan else None,
                 part_count=plan.part_count if plan else None,
                 checksum_algorithm=checksum_algorithm,
+                integrity=integrity_of(checksum_algorithm, profile=profile),
                 fingerprint=fingerprint,
                 client_token=client_token or None,
                 expires_at=new_expiry(now),
@@ -203,6 +210,7 @@ def start_or_resume_upload(
     and the parts leased to another active session. `options` are `start_upload`'s.
     """
     storage = storage or get_storage()
+    asked = check_checksum_algorithm(options.get("checksum_algorithm", ""))
     found = None
     if resume:
         if not fingerprint:
@@ -210,6 +218,8 @@ def start_or_resume_upload(
         found = resumable_upload(
             owner, fingerprint=fingerprint, size=size, filename=clean_filename(filename)
         )
+    if found is not None and found.checksum_algorithm != asked:
+        sign = None  # hashed with another digest than the upload's: the client signs later
     if found is not None:
         if sign:
             check_parts_to_sign(found.part_count, found.checksum_algorithm, sign)
@@ -225,6 +235,8 @@ def start_or_resume_upload(
             storage=storage,
             **options,
         )
+        if upload.checksum_algorithm != asked:
+            sign = None  # the server chose another digest: the client hashes again, then signs
         if resume and not created and upload.fingerprint == fingerprint:
             # Joined the upload a racing call (another window) created a moment before.
             found = upload
@@ -447,7 +459,11 @@ def _sign(
     ]
     signed = (
         (storage or get_storage()).presign_upload_parts(
-            upload.key, upload.s3_upload_id, to_presign, expires_in=conf.url_expiry
+            upload.key,
+            upload.s3_upload_id,
+            to_presign,
+            expires_in=conf.url_expiry,
+            checksum_algorithm=upload.checksum_algorithm or SHA256,
         )
         if to_presign
         else []
@@ -466,7 +482,7 @@ def check_parts_to_sign(
     checksums = {}
     for part in parts:
         if part.checksum:
-            checksums[part.number] = check_checksum(part.checksum)
+            checksums[part.number] = check_checksum(part.checksum, checksum_algorithm or SHA256)
         elif checksum_algorithm:
             raise ChecksumRequired(parts=[part.number])
     return checksums
@@ -485,9 +501,11 @@ def record_parts(
     check_part_numbers(upload.part_count, [part.number for part in parts])
     reported = {part.number: part for part in parts}
     etags = {number: check_etag(part.etag) for number, part in reported.items()}
+    algorithm = upload.checksum_algorithm or SHA256
     for part in parts:
         if part.checksum:
-            check_checksum(part.checksum)  # stored below when none was signed: never unchecked
+            # Stored below when none was signed: never unchecked.
+            check_checksum(part.checksum, algorithm)
     signed = dict(
         UploadPart.objects.filter(upload=upload, number__in=list(reported)).values_list(
             "number", "checksum"
@@ -496,7 +514,7 @@ def record_parts(
     mismatched = [
         number
         for number, part in reported.items()
-        if part.checksum and signed.get(number) and check_checksum(part.checksum) != signed[number]
+        if part.checksum and signed.get(number) and part.checksum != signed[number]
     ]
     if mismatched:
         raise PartConflict(

@@ -6,8 +6,6 @@ the API answers with.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import mimetypes
 import re
 import unicodedata
@@ -19,9 +17,10 @@ from django.utils.text import get_valid_filename
 
 from ..conf import upload_settings
 from ..exceptions import InvalidFilename, InvalidInput, PartOutOfRange, TypeNotAllowed
+from ..integrity import ALGORITHMS, SHA256, digest_of
 from ..parts import MAX_PARTS, normalize_etag
 
-CHECKSUM_ALGORITHMS = ("SHA256",)
+CHECKSUM_ALGORITHMS = ALGORITHMS
 MAX_FILENAME_LENGTH = 255
 _ETAG = re.compile(r"^[0-9a-fA-F]{32}(-\d{1,5})?$")
 _MIME = re.compile(r"^[\w.+-]+/[\w.+-]+$", re.ASCII)
@@ -105,23 +104,26 @@ def check_content_type(content_type: str, filename: str) -> str:
 
 
 def check_checksum_algorithm(checksum_algorithm: str) -> str:
-    """The algorithm in S3's spelling ("SHA256"), or "" for none."""
+    """The algorithm in S3's spelling (SHA256, CRC32C, MD5), or "" for none."""
     checksum_algorithm = (checksum_algorithm or "").upper()
     if checksum_algorithm and checksum_algorithm not in CHECKSUM_ALGORITHMS:
         raise InvalidInput(
-            "checksum_algorithm must be SHA256 or empty.", field="checksum_algorithm"
+            "checksum_algorithm must be SHA256, CRC32C, MD5 or empty.", field="checksum_algorithm"
         )
     return checksum_algorithm
 
 
-def check_checksum(checksum: str) -> str:
-    """A base64 SHA-256 digest (44 characters, 32 bytes), as S3's x-amz-checksum-sha256."""
+def check_checksum(checksum: str, algorithm: str = SHA256) -> str:
+    """A base64 digest of `algorithm` as S3 takes it: SHA-256 44 characters (32 bytes), as
+    x-amz-checksum-sha256; CRC32C 8 (4 bytes, big-endian); MD5 24 (16 bytes), as Content-MD5."""
     try:
-        raw = base64.b64decode(checksum, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 32:
-        raise InvalidInput("A checksum must be a base64-encoded SHA-256 digest.", field="checksum")
+        digest_of(algorithm, checksum)
+    except ValueError:
+        raise InvalidInput(
+            f"A checksum must be a base64-encoded {algorithm} digest, as this upload's "
+            "checksum_algorithm says.",
+            field="checksum",
+        ) from None
     return checksum
 
 

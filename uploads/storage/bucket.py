@@ -24,6 +24,18 @@ if TYPE_CHECKING:
 CORS_RULE_ID = "partwise-browser-uploads"
 LIFECYCLE_RULE_ID = "partwise-abort-incomplete-multipart-uploads"
 CHECKSUM_HEADER = "x-amz-checksum-sha256"
+# Each part digest's signed header, and boto3's parameter for it (uploads/integrity.py names
+# the digests). Content-MD5 is the one nearly every S3 verifies; none is ever hoisted into the
+# query string, where AWS and MinIO would ignore it.
+CHECKSUM_HEADERS = {
+    "SHA256": CHECKSUM_HEADER,
+    "CRC32C": "x-amz-checksum-crc32c",
+    "MD5": "Content-MD5",
+}
+CHECKSUM_PARAMETERS = {"SHA256": "ChecksumSHA256", "CRC32C": "ChecksumCRC32C", "MD5": "ContentMD5"}
+# The digests S3 keeps with a part and an object (answered by ListParts and HeadObject) and is
+# given again at completion; an MD5 is the part's ETag instead.
+STORED_CHECKSUMS = {"SHA256": "ChecksumSHA256", "CRC32C": "ChecksumCRC32C"}
 
 
 def cors_rule(origins: Iterable[str]) -> CorsRule:
@@ -36,7 +48,7 @@ def cors_rule(origins: Iterable[str]) -> CorsRule:
         allowed_origins=tuple(origins),
         allowed_methods=("PUT", "GET", "HEAD"),
         allowed_headers=("*",),
-        expose_headers=("ETag", CHECKSUM_HEADER),
+        expose_headers=("ETag", CHECKSUM_HEADER, CHECKSUM_HEADERS["CRC32C"]),
         max_age_seconds=3600,
     )
 

@@ -170,9 +170,15 @@ class FastPartSigner:
         return signer
 
     def sign(
-        self, parts: Sequence[PartToSign], *, expires_in: int, timestamp: str | None = None
+        self,
+        parts: Sequence[PartToSign],
+        *,
+        expires_in: int,
+        timestamp: str | None = None,
+        checksum_header: str = CHECKSUM_HEADER,
     ) -> list[str] | None:
-        """The parts' URLs signed at `timestamp` (now); None when there are no credentials."""
+        """The parts' URLs signed at `timestamp` (now), each part's checksum signed as the
+        header `checksum_header`; None when there are no credentials."""
         credentials = _frozen_credentials(self.client)  # per batch: refreshable ones refresh
         if credentials is None:
             return None
@@ -189,7 +195,7 @@ class FastPartSigner:
             if part.size is not None:
                 headers["Content-Length"] = str(part.size)
             if part.checksum:
-                headers[CHECKSUM_HEADER] = part.checksum
+                headers[checksum_header] = part.checksum
             shape = (part.size is not None, bool(part.checksum))
             if shape not in around:
                 # The prepared query differs between parts only by the part number.

@@ -36,7 +36,9 @@ from ..exceptions import (
 )
 from ..parts import normalize_etag
 from .bucket import (
-    CHECKSUM_HEADER,
+    CHECKSUM_HEADERS,
+    CHECKSUM_PARAMETERS,
+    STORED_CHECKSUMS,
     cors_rule,
     cors_rule_from_s3,
     cors_rule_to_s3,
@@ -106,9 +108,17 @@ def _translated(operation: str) -> Iterator[None]:
         raise StorageUnreachable(f"S3 could not be reached for {operation}.") from error
 
 
-def _part_headers(part: PartToSign) -> dict[str, str]:
+def _part_headers(part: PartToSign, checksum_algorithm: str) -> dict[str, str]:
     """What the client must send with the part besides the body (and its Content-Length)."""
-    return {CHECKSUM_HEADER: part.checksum} if part.checksum else {}
+    return {CHECKSUM_HEADERS[checksum_algorithm]: part.checksum} if part.checksum else {}
+
+
+def _stored_checksum(answer: Any) -> str:
+    """The part's or object's digest S3 keeps (SHA-256 or CRC32C), "" when it keeps none."""
+    for name in STORED_CHECKSUMS.values():
+        if answer.get(name):
+            return str(answer[name])
+    return ""
 
 
 class MultipartStorage:
@@ -123,6 +133,11 @@ class MultipartStorage:
         self._signers: OrderedDict[tuple[str, str], FastPartSigner | None] = OrderedDict()
         self._signers_lock = threading.Lock()
 
+    @property
+    def endpoint(self) -> str:
+        """The S3 endpoint this storage talks to (AWS's regional one when none is configured)."""
+        return str(self.client.meta.endpoint_url)
+
     # --- multipart uploads -------------------------------------------------------------------
     def create_multipart_upload(
         self,
@@ -132,25 +147,37 @@ class MultipartStorage:
         checksum_algorithm: str = "",
         content_disposition: str = "",
     ) -> str:
-        """Start a multipart upload at `key` and return S3's upload id."""
+        """Start a multipart upload at `key` and return S3's upload id.
+
+        A SHA256 or CRC32C upload is created with that ChecksumAlgorithm, so S3 keeps each
+        part's digest; an MD5 one with none (Content-MD5 needs no declaring).
+        """
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if content_type:
             params["ContentType"] = content_type
         if content_disposition:
             params["ContentDisposition"] = content_disposition
-        if checksum_algorithm:
+        if checksum_algorithm in STORED_CHECKSUMS:
             params["ChecksumAlgorithm"] = checksum_algorithm
         with _translated("CreateMultipartUpload"):
             return str(self.client.create_multipart_upload(**params)["UploadId"])
 
     def presign_upload_parts(
-        self, key: str, s3_upload_id: str, parts: Sequence[PartToSign], *, expires_in: int
+        self,
+        key: str,
+        s3_upload_id: str,
+        parts: Sequence[PartToSign],
+        *,
+        expires_in: int,
+        checksum_algorithm: str = "SHA256",
     ) -> list[SignedPart]:
         """Presigned UploadPart URLs for a batch of parts of one upload, in the order given.
 
-        Each URL binds the part's length and SHA-256 when given, so S3 refuses a body that
-        differs. The headers returned are the ones the client must send as they are;
-        Content-Length is signed too, but every HTTP client sets it from the body itself. The
+        Each URL binds the part's length and, when given, its checksum of `checksum_algorithm`
+        as a signed header (x-amz-checksum-sha256, x-amz-checksum-crc32c or Content-MD5), so
+        a store that verifies it refuses a body that differs. The headers returned are the ones
+        the client must send as they are; Content-Length is signed too, but every HTTP client
+        sets it from the body itself. The
         URLs are exactly boto3's `generate_presigned_url("upload_part", …)` for the same moment,
         for a fraction of the cost: see `presign.FastPartSigner`.
         """
@@ -160,22 +187,34 @@ class MultipartStorage:
         urls: list[str] | None = None
         signer = self._part_signer(key, s3_upload_id)
         if signer is not None:
-            urls = signer.sign(parts, expires_in=expires_in)
+            urls = signer.sign(
+                parts, expires_in=expires_in, checksum_header=CHECKSUM_HEADERS[checksum_algorithm]
+            )
         if urls is None:
-            urls = [self._boto3_presign(key, s3_upload_id, part, expires_in) for part in parts]
+            urls = [
+                self._boto3_presign(key, s3_upload_id, part, expires_in, checksum_algorithm)
+                for part in parts
+            ]
         return [
             SignedPart(
                 number=part.number,
                 url=url,
                 method="PUT",
-                headers=_part_headers(part),
+                headers=_part_headers(part, checksum_algorithm),
                 size=part.size,
                 expires_at=expires_at,
             )
             for part, url in zip(parts, urls, strict=True)
         ]
 
-    def _boto3_presign(self, key: str, s3_upload_id: str, part: PartToSign, expires_in: int) -> str:
+    def _boto3_presign(
+        self,
+        key: str,
+        s3_upload_id: str,
+        part: PartToSign,
+        expires_in: int,
+        checksum_algorithm: str = "SHA256",
+    ) -> str:
         """The reference: boto3's generate_presigned_url (events, endpoint rules, validation)."""
         params: dict[str, Any] = {
             "Bucket": self.bucket,
@@ -186,7 +225,7 @@ class MultipartStorage:
         if part.size is not None:
             params["ContentLength"] = part.size
         if part.checksum:
-            params["ChecksumSHA256"] = part.checksum
+            params[CHECKSUM_PARAMETERS[checksum_algorithm]] = part.checksum
         return str(
             self.presign_client.generate_presigned_url(
                 "upload_part", Params=params, ExpiresIn=expires_in
@@ -228,7 +267,7 @@ class MultipartStorage:
                             number=part["PartNumber"],
                             size=part["Size"],
                             etag=normalize_etag(part["ETag"]),
-                            checksum=part.get("ChecksumSHA256", "") or "",
+                            checksum=_stored_checksum(part),
                         )
                     )
                 if not page.get("IsTruncated"):
@@ -236,7 +275,12 @@ class MultipartStorage:
                 marker = int(page["NextPartNumberMarker"])
 
     def complete_multipart_upload(
-        self, key: str, s3_upload_id: str, parts: Sequence[StoredPart]
+        self,
+        key: str,
+        s3_upload_id: str,
+        parts: Sequence[StoredPart],
+        *,
+        checksum_algorithm: str = "SHA256",
     ) -> str:
         """Complete the upload from `parts` and return the object's ETag.
 
@@ -247,8 +291,8 @@ class MultipartStorage:
         entries: list[CompletedPartTypeDef] = []
         for part in parts:
             entry: CompletedPartTypeDef = {"PartNumber": part.number, "ETag": f'"{part.etag}"'}
-            if part.checksum:
-                entry["ChecksumSHA256"] = part.checksum
+            if part.checksum and checksum_algorithm in STORED_CHECKSUMS:
+                entry[STORED_CHECKSUMS[checksum_algorithm]] = part.checksum  # type: ignore[literal-required]
             entries.append(entry)
         try:
             with _translated("CompleteMultipartUpload"):
@@ -323,7 +367,7 @@ class MultipartStorage:
         return StoredObject(
             size=response["ContentLength"],
             etag=normalize_etag(response.get("ETag", "")),
-            checksum=response.get("ChecksumSHA256", "") or "",
+            checksum=_stored_checksum(response),
         )
 
     def presign_get_object(

@@ -20,6 +20,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from uploads.conf import upload_settings
 from uploads.exceptions import StorageFailed
+from uploads.management.commands.probe_storage import report
+from uploads.services import probe_and_record_store
 from uploads.storage import (
     CORS_RULE_ID,
     LIFECYCLE_RULE_ID,
@@ -135,8 +137,15 @@ class Command(BaseCommand):
             action="store_true",
             help="Change nothing; report, and exit with status 1 if the bucket is not set up.",
         )
+        parser.add_argument(
+            "--no-probe",
+            action="store_true",
+            help="Do not probe what the store verifies (`manage.py probe_storage` does it).",
+        )
 
-    def handle(self, *args: Any, check: bool = False, **options: Any) -> None:
+    def handle(
+        self, *args: Any, check: bool = False, no_probe: bool = False, **options: Any
+    ) -> None:
         conf = upload_settings()
         endpoint = settings.AWS_S3_ENDPOINT_URL or "AWS S3"
         try:
@@ -161,3 +170,9 @@ class Command(BaseCommand):
             )
         if check:
             self.stdout.write(f"storage at {endpoint} is set up.")
+        elif not no_probe:
+            # What the store verifies decides each upload's part digest (uploads/integrity.py).
+            try:
+                report(self, probe_and_record_store())
+            except StorageFailed as error:
+                raise CommandError(f"The store probe failed: {error.detail}") from error
