@@ -6,6 +6,27 @@ import assert from "node:assert/strict";
 import { createHash, randomUUID } from "node:crypto";
 
 export const sha256 = (bytes) => createHash("sha256").update(bytes).digest("base64");
+export const md5 = (bytes) => createHash("md5").update(bytes).digest("base64");
+
+/** CRC32C (Castagnoli, reflected 0x82f63b78), bit by bit: the fake's own, not the client's. */
+export function crc32c(bytes) {
+  let crc = ~0;
+  for (const byte of bytes) {
+    crc ^= byte;
+    for (let bit = 0; bit < 8; bit++) crc = (crc >>> 1) ^ (0x82f63b78 & -(crc & 1));
+  }
+  crc = ~crc >>> 0;
+  return Buffer.from([crc >>> 24, (crc >>> 16) & 0xff, (crc >>> 8) & 0xff, crc & 0xff]).toString("base64");
+}
+
+/** The part digest `algorithm` of `bytes` as S3 takes it (base64 of the raw digest). */
+export const DIGESTS = { SHA256: sha256, CRC32C: crc32c, MD5: md5 };
+
+/** The header that carries each algorithm's digest in a part PUT. */
+export const DIGEST_HEADERS = { SHA256: "x-amz-checksum-sha256", CRC32C: "x-amz-checksum-crc32c", MD5: "Content-MD5" };
+
+/** The length of each algorithm's checksum (base64 of 32, 4 and 16 bytes). */
+const CHECKSUM_LENGTHS = { SHA256: 44, CRC32C: 8, MD5: 24 };
 
 export function bytesOf(size, seed = 1) {
   const bytes = new Uint8Array(size);
@@ -55,9 +76,26 @@ export const json = (status, body) =>
  * shared contract of issue 12: `limits` in every upload JSON, sessions (a part signed by a
  * session active within `sessionIdleMs` is leased to it), start-or-resume create with `sign`,
  * `leased` and `other_sessions` in the answers.
+ *
+ * Like the server, it chooses each new upload's part digest: `chooseAlgorithm(asked)` (default:
+ * what the client asked) names "SHA256", "CRC32C", "MD5" or "" from the client's preference;
+ * a create whose chosen digest is not the asked one signs nothing. Every signed checksum must
+ * have the digest's shape, every PUT carry the signed one under the digest's header, equal to
+ * its bytes' digest (S3's BadDigest otherwise), and every reported one equal the stored part's.
+ * `integrityOf(algorithm)` names the upload's `integrity` (default: "store", or "none").
  */
 export class FakePartwise {
-  constructor({ partSize = 16, urlExpiryMs = 900_000, signBatchMax = 1000, reportBatchMax = 1000, sessionIdleMs = 30_000 } = {}) {
+  constructor({
+    partSize = 16,
+    urlExpiryMs = 900_000,
+    signBatchMax = 1000,
+    reportBatchMax = 1000,
+    sessionIdleMs = 30_000,
+    chooseAlgorithm = (asked) => asked,
+    integrityOf = (algorithm) => (algorithm ? "store" : "none"),
+  } = {}) {
+    this.chooseAlgorithm = chooseAlgorithm;
+    this.integrityOf = integrityOf;
     this.partSize = partSize;
     this.urlExpiryMs = urlExpiryMs;
     this.limits = { sign_batch_max: signBatchMax, report_batch_max: reportBatchMax };
@@ -70,6 +108,8 @@ export class FakePartwise {
     this.maxInFlight = 0;
     this.apiFaults = []; // { method, path (RegExp), answers: [status | "network" | Response-like] }
     this.putHook = null; // (put) => undefined | { status, body, etag } | "network" | Promise
+    this.mismatching = []; // part numbers the next completion finds corrupted (mismatchOnce)
+    this.violations = []; // part PUTs whose digest header was not the one signed
     this.fetch = this.fetch.bind(this);
     this.putPart = this.putPart.bind(this);
   }
@@ -106,6 +146,7 @@ export class FakePartwise {
       part_size: partSize,
       part_count: partCount,
       checksum_algorithm: checksumAlgorithm,
+      integrity: this.integrityOf(checksumAlgorithm),
       fingerprint,
       client_token: null,
       parts: new Map(),
@@ -116,7 +157,7 @@ export class FakePartwise {
     };
     for (const number of uploaded) {
       const slice = bytes.subarray((number - 1) * partSize, Math.min(number * partSize, file.size));
-      const checksum = sha256(slice);
+      const checksum = checksumAlgorithm ? DIGESTS[checksumAlgorithm](slice) : "";
       record.s3.set(number, { bytes: slice, etag: `etag-${number}`, checksum });
       record.parts.set(number, { number, size: slice.length, etag: `etag-${number}`, checksum });
     }
@@ -167,7 +208,7 @@ export class FakePartwise {
         number,
         url: `https://s3.test/${record.id}/${number}?expires=${expires}`,
         method: "PUT",
-        headers: checksum ? { "x-amz-checksum-sha256": checksum } : {},
+        headers: checksum && record.checksum_algorithm ? { [DIGEST_HEADERS[record.checksum_algorithm]]: checksum } : {},
         size: this.sizeOf(record, number),
         expires_at: new Date(expires).toISOString(),
       });
@@ -187,6 +228,8 @@ export class FakePartwise {
       part_size: record.part_size,
       part_count: record.part_count,
       checksum_algorithm: record.checksum_algorithm,
+      integrity: record.integrity,
+      unverified: record.integrity === "none",
       fingerprint: record.fingerprint,
       bytes_uploaded: uploaded.reduce((sum, part) => sum + part.size, 0),
       parts_uploaded: uploaded.length,
@@ -254,12 +297,19 @@ export class FakePartwise {
     if (action === "sign") {
       if (body.parts.length > this.limits.sign_batch_max) return json(400, { code: "invalid_input", detail: "Too many parts." });
       if (this.lacksChecksums(record, body.parts)) return json(400, { code: "checksum_required", detail: "Send each part's checksum." });
+      if (this.misshapen(record, body.parts)) return json(400, { code: "invalid", detail: `Not ${record.checksum_algorithm} checksums.` });
       const { signed, leased } = this.signParts(record, body.parts, body.session);
       this.touch(record, body.session);
       return json(200, { parts: signed, leased, other_sessions: this.otherSessions(record, body.session) });
     }
     if (action === "parts") {
       if (body.parts.length > this.limits.report_batch_max) return json(400, { code: "invalid_input", detail: "Too many parts." });
+      for (const part of body.parts) {
+        const stored = record.s3.get(part.number);
+        if (part.checksum && record.checksum_algorithm && stored && part.checksum !== DIGESTS[record.checksum_algorithm](stored.bytes)) {
+          return json(400, { code: "invalid", detail: `Part ${part.number}'s checksum is not its ${record.checksum_algorithm}.` });
+        }
+      }
       for (const part of body.parts) {
         record.parts.set(part.number, { ...record.parts.get(part.number), number: part.number, etag: part.etag });
       }
@@ -274,6 +324,12 @@ export class FakePartwise {
       if (missing.length) {
         return json(409, { code: "part_missing", detail: "Parts are missing.", missing_parts: missing });
       }
+      // As if these parts' bytes were corrupted on the way: their ETag is not the signed MD5.
+      for (const number of this.mismatching.splice(0)) record.s3.get(number).corrupted = true;
+      const corrupted = [...record.s3].filter(([, stored]) => stored.corrupted).map(([number]) => number);
+      if (corrupted.length) {
+        return json(409, { code: "part_mismatch", detail: "Parts do not match their checksums.", parts: corrupted.sort((a, b) => a - b) });
+      }
       const chunks = [];
       for (let number = 1; number <= record.part_count; number++) chunks.push(record.s3.get(number).bytes);
       record.object = Buffer.concat(chunks);
@@ -284,12 +340,15 @@ export class FakePartwise {
   }
 
   create(body) {
+    const asked = body.checksum_algorithm ?? "";
     const answer = (status, record, resumed) => {
       this.reconcile(record);
       const extra = {};
       if (body.resume) extra.resumed = resumed;
-      if (body.sign) {
+      // The server signs nothing for parts hashed with another digest than the upload's.
+      if (body.sign && record.checksum_algorithm === asked) {
         if (this.lacksChecksums(record, body.sign.parts)) return json(400, { code: "checksum_required", detail: "Send each part's checksum." });
+        if (this.misshapen(record, body.sign.parts)) return json(400, { code: "invalid", detail: `Not ${record.checksum_algorithm} checksums.` });
         const wanted = body.sign.parts.filter(({ number }) => !record.s3.has(number));
         const { signed, leased } = this.signParts(record, wanted, body.session);
         Object.assign(extra, { signed, leased });
@@ -313,7 +372,7 @@ export class FakePartwise {
     }
     const partSize = body.part_size ?? this.partSize;
     const file = { name: body.filename, size: body.size, type: body.content_type ?? "" };
-    const checksumAlgorithm = body.checksum_algorithm ?? ""; // the server's default: none
+    const checksumAlgorithm = this.chooseAlgorithm(asked);
     const record = this.seed(file, { fingerprint: body.fingerprint, partSize, checksumAlgorithm });
     record.client_token = body.client_token;
     return answer(201, record, false);
@@ -322,6 +381,17 @@ export class FakePartwise {
   /** Like check_parts_to_sign: an upload that verifies parts needs each part's checksum. */
   lacksChecksums(record, parts) {
     return Boolean(record.checksum_algorithm) && parts.some((part) => !part.checksum);
+  }
+
+  /** Whether a part's checksum is not of the upload's digest (its base64 length). */
+  misshapen(record, parts) {
+    const length = CHECKSUM_LENGTHS[record.checksum_algorithm];
+    return Boolean(length) && parts.some((part) => part.checksum && part.checksum.length !== length);
+  }
+
+  /** The next completion answers 409 part_mismatch for `numbers` (until they are sent again). */
+  mismatchOnce(numbers) {
+    this.mismatching.push(...numbers);
   }
 
   sizeOf(record, number) {
@@ -361,12 +431,24 @@ export class FakePartwise {
       if (bytes.length !== this.sizeOf(record, Number(number))) {
         return { status: 403, etag: null, body: "<Error><Code>SignatureDoesNotMatch</Code></Error>" };
       }
-      if (record.checksum_algorithm && sha256(bytes) !== headers["x-amz-checksum-sha256"]) {
-        return { status: 400, etag: null, body: "<Error><Code>BadDigest</Code></Error>" };
+      const algorithm = record.checksum_algorithm;
+      if (algorithm) {
+        // The signed checksum, under its digest's header (a store verifies that one), and no
+        // other: anything else is not the request that was signed.
+        const signed = record.parts.get(Number(number))?.checksum;
+        const header = DIGEST_HEADERS[algorithm];
+        const others = Object.values(DIGEST_HEADERS).filter((name) => name !== header && headers[name] !== undefined);
+        if (headers[header] !== signed || others.length) {
+          this.violations.push(`part ${number} of a ${algorithm} upload sent ${JSON.stringify(headers)}, signed ${header}: ${signed}`);
+          return { status: 403, etag: null, body: "<Error><Code>SignatureDoesNotMatch</Code></Error>" };
+        }
+        if (DIGESTS[algorithm](bytes) !== headers[header]) {
+          return { status: 400, etag: null, body: "<Error><Code>BadDigest</Code></Error>" };
+        }
       }
       onProgress?.(size);
       const etag = createHash("md5").update(bytes).digest("hex");
-      record.s3.set(Number(number), { bytes, etag, checksum: sha256(bytes) });
+      record.s3.set(Number(number), { bytes, etag, checksum: algorithm ? DIGESTS[algorithm](bytes) : "" });
       return { status: 200, etag: `"${etag}"`, body: "" };
     } finally {
       this.inFlight--;

@@ -1,10 +1,12 @@
-"""SHA-256 of parts: one part's checksum, and the hasher thread that runs ahead of the senders.
+"""Part digests: one part's checksum, and the hasher thread that runs ahead of the senders.
 
-The checksum is signed into each part's URL, so it must be known before the part is signed;
-hashing far ahead lets one sign call cover many parts. Only checksums are kept (44 bytes a
-part), never the bytes, so running ahead costs no memory; the senders read each part again
-(from the page cache) while the hasher works on later ones, in parallel: hashlib releases the
-GIL, as do the reads and the socket sends.
+Each upload names the digest its parts carry (`checksum_algorithm`, chosen by the server for
+its store: "SHA256", "CRC32C" or "MD5", or "" for none; digests.py). The checksum is signed
+into each part's URL, so it must be known before the part is signed; hashing far ahead lets
+one sign call cover many parts. Only checksums are kept (at most 44 bytes a part), never the
+bytes, so running ahead costs no memory; the senders read each part again (from the page
+cache) while the hasher works on later ones, in parallel: hashlib releases the GIL, as do the
+reads and the socket sends.
 """
 
 from __future__ import annotations
@@ -14,22 +16,69 @@ import hashlib
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
+import google_crc32c
+
+from .digests import ALGORITHMS, part_digest
 from .errors import FileMismatch
 from .planning import part_range
 
 READ_BLOCK = 1024 * 1024  # bytes read from the file at a time, to hash or to send
+DEFAULT_ALGORITHM = "SHA256"
 
 
-def part_checksum(data: bytes | memoryview) -> str:
-    """A part's SHA-256 as S3's x-amz-checksum-sha256 (base64 of the raw digest)."""
-    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+def part_checksum(data: bytes | memoryview, algorithm: str = DEFAULT_ALGORITHM) -> str:
+    """A part's checksum as its signed header carries it: base64 of the raw `algorithm`
+    digest (x-amz-checksum-sha256, x-amz-checksum-crc32c or Content-MD5); "" for none."""
+    return part_digest(algorithm, data) if algorithm else ""
 
 
-def hash_range(path: Path, start: int, length: int, stop: threading.Event | None = None) -> str:
-    """The checksum of `length` bytes of `path` from `start`, read a block at a time into one
-    buffer (no part in memory, no allocation per block)."""
-    digest = hashlib.sha256()
+class _Digest(Protocol):
+    def update(self, data: bytes | memoryview, /) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+
+class _Crc32c:
+    """CRC32C, hashlib-style. google_crc32c takes read-only bytes only: each block is copied
+    (a mebibyte at a time, far cheaper than reading it)."""
+
+    def __init__(self) -> None:
+        self.crc = 0
+
+    def update(self, data: bytes | memoryview, /) -> None:
+        self.crc = google_crc32c.extend(self.crc, data if isinstance(data, bytes) else bytes(data))
+
+    def digest(self) -> bytes:
+        return self.crc.to_bytes(4, "big")
+
+
+def new_digest(algorithm: str) -> _Digest:
+    """A streaming digest of `algorithm` whose result part_digest gives for the same bytes."""
+    if algorithm == "SHA256":
+        return hashlib.sha256()
+    if algorithm == "MD5":
+        # Not for security: S3's integrity check (Content-MD5).
+        return hashlib.md5(usedforsecurity=False)
+    if algorithm == "CRC32C":
+        return _Crc32c()
+    raise ValueError(f"unknown checksum algorithm {algorithm!r}: expected one of {ALGORITHMS}")
+
+
+def hash_range(
+    path: Path,
+    start: int,
+    length: int,
+    stop: threading.Event | None = None,
+    algorithm: str = DEFAULT_ALGORITHM,
+) -> str:
+    """The `algorithm` checksum of `length` bytes of `path` from `start` (as part_checksum
+    gives it), read a block at a time into one buffer (no part in memory, no allocation per
+    block). "" for an upload whose parts carry no digest (nothing is read)."""
+    if not algorithm:
+        return ""
+    digest = new_digest(algorithm)
     buffer = bytearray(min(READ_BLOCK, max(length, 1)))
     view = memoryview(buffer)
     with path.open("rb", buffering=0) as file:
@@ -46,7 +95,8 @@ def hash_range(path: Path, start: int, length: int, stop: threading.Event | None
 
 
 class Checksums:
-    """Hashes parts in order in a thread of its own; waiters block on the part they need.
+    """Hashes parts in order in a thread of its own, with the upload's `algorithm`; waiters
+    block on the part they need.
 
     `skip` drops parts found already uploaded (the create answer comes after hashing began).
     """
@@ -59,11 +109,15 @@ class Checksums:
         part_size: int,
         numbers: Iterable[int],
         stop: threading.Event,
+        algorithm: str = DEFAULT_ALGORITHM,
     ) -> None:
+        if algorithm:
+            new_digest(algorithm)  # an unknown algorithm fails here, not in the thread
         self.path, self.size, self.part_size = path, size, part_size
+        self.algorithm = algorithm
         self.numbers = list(numbers)
         self.stop = stop
-        self.cancelled = threading.Event()  # this hasher only (a wrong part size guess)
+        self.cancelled = threading.Event()  # this hasher only (a wrong guess of the server's)
         self.done: dict[int, str] = {}
         self.skipped: set[int] = set()
         self.error: BaseException | None = None
@@ -84,7 +138,7 @@ class Checksums:
                     if number in self.skipped:
                         continue
                 start, end = part_range(self.size, self.part_size, number)
-                checksum = hash_range(self.path, start, end - start, self.stop)
+                checksum = hash_range(self.path, start, end - start, self.stop, self.algorithm)
                 with self.changed:
                     self.done[number] = checksum
                     self.changed.notify_all()
@@ -133,7 +187,7 @@ class Checksums:
             self.changed.notify_all()
 
     def cancel(self) -> None:
-        """Stop this hasher (its part size was a wrong guess)."""
+        """Stop this hasher (its part size or algorithm was a wrong guess)."""
         self.cancelled.set()
         self.thread.join()
 

@@ -7,14 +7,20 @@ run takes the file's lock under the state directory and keeps the session id wri
 the lock is the kernel's (`flock`), released the moment the holder dies, so a restart reuses
 the dead run's session (its leases are its own) while a second run beside a live one gets a
 session of its own and joins it, as two devices do.
+
+The same directory keeps, per server, the part digest that server chose for its last new
+upload (`remembered_algorithm`): the next run asks for it first, so the create call's first
+batch of parts is signed rather than hashed again with another algorithm.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +32,7 @@ except ImportError:  # Windows: no flock; every run gets a new session (and may 
     fcntl = None  # type: ignore[assignment]
 
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+ALGORITHMS_FILE = "algorithms.json"  # {server URL: the checksum_algorithm it chose last}
 
 
 def state_dir() -> Path:
@@ -65,3 +72,39 @@ def local_session(file_fingerprint: str, directory: Path | None = None) -> Itera
         yield kept
     finally:
         os.close(handle)  # releases the lock
+
+
+def _algorithms(directory: Path) -> dict[str, str]:
+    try:
+        known = json.loads((directory / ALGORITHMS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(known, dict):
+        return {}
+    return {k: v for k, v in known.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def remembered_algorithm(server: str, directory: Path | None = None) -> str | None:
+    """The checksum_algorithm `server` chose for this machine's last new upload, if known."""
+    return _algorithms(directory or state_dir()).get(server.rstrip("/"))
+
+
+def remember_algorithm(server: str, algorithm: str, directory: Path | None = None) -> None:
+    """Keep the checksum_algorithm `server` chose, for the next run to ask for first.
+
+    Best effort: a state directory that cannot be written only costs the next run a hash.
+    """
+    folder = directory or state_dir()
+    server = server.rstrip("/")
+    known = _algorithms(folder)
+    if known.get(server) == algorithm:
+        return
+    known[server] = algorithm
+    temporary = folder / f".{ALGORITHMS_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(known, indent=1, sort_keys=True))
+        os.replace(temporary, folder / ALGORITHMS_FILE)  # whole or not at all, for readers
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink()

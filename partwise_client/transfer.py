@@ -9,6 +9,13 @@ create that starts or resumes the upload and signs the parts hashed so far, a si
 100 parts beyond those, a report per 64 finished parts, one complete. The parts go out in the
 modules named for their step: planning, hashing, signing (and the leases of other sessions),
 sending (with the retry policy of retry.py), reports.
+
+The part digest is the server's choice, per upload (`checksum_algorithm`: what its store
+verifies). The run asks for the one this server chose last time (kept in the state directory,
+sessions.py), hashes with it from the start, and hashes again with the answer's algorithm when
+the server chose another (it then signs nothing in the create call). A store that verifies no
+digest but answers each part's MD5 as its ETag has completion compare them: a part whose bytes
+changed on the way comes back as `part_mismatch`, and is sent again.
 """
 
 from __future__ import annotations
@@ -27,9 +34,10 @@ from typing import Any
 import requests
 
 from .api import PartwiseApi, size_pool
+from .digests import ALGORITHMS
 from .errors import FileMismatch, NothingToResume, PartRefused, PartwiseError
 from .fingerprint import fingerprint
-from .hashing import Checksums, hash_range, part_checksum
+from .hashing import DEFAULT_ALGORITHM, Checksums, hash_range, part_checksum
 from .planning import (
     MAX_PARTS,
     REPORT_BATCH,
@@ -43,7 +51,7 @@ from .planning import (
 from .reports import Reports
 from .retry import Backoff
 from .sending import PartSender, Progress, ProgressCallback, RateLimit
-from .sessions import local_session
+from .sessions import local_session, remember_algorithm, remembered_algorithm
 from .signing import SIGN_WAIT, Leased, Signer, new_session_id
 
 __all__ = [
@@ -60,6 +68,9 @@ RESUMABLE = "uploading"
 FINISHED = ("completing", "completed")
 # Answers meaning "this upload is no longer taking parts": often another session completed it.
 NOT_UPLOADING = frozenset({"upload_gone", "upload_conflict", "upload_not_uploading"})
+# Completions answering part_mismatch (parts S3 holds other bytes for) before the run gives up.
+MISMATCH_ROUNDS = 3
+UNVERIFIED = "partwise: this store verifies no part checksum; the upload of {name} is unverified"
 
 
 @dataclass
@@ -118,6 +129,9 @@ class Uploader:
         self.lease_poll = lease_poll
         self.again = again
         self.server_part_size: int | None = None  # learnt from the last upload the server planned
+        # The checksum_algorithm the server chose for the last new upload; the state directory
+        # keeps it across runs (sessions.remember_algorithm), this when it cannot.
+        self.server_algorithm: str | None = None
         self.session_id = new_session_id()
         self.others = 0
         self.sign_calls = self.report_calls = 0  # of the last run, for tests and benchmarks
@@ -141,8 +155,8 @@ class Uploader:
         """
         refused = []
         for candidate in self._candidates(path, status=RESUMABLE):
-            if candidate["checksum_algorithm"] != "SHA256" or candidate["id"] == exclude:
-                continue
+            if candidate["checksum_algorithm"] not in ALGORITHMS or candidate["id"] == exclude:
+                continue  # no digest: nothing would prove the uploaded parts are this file's
             upload = self.api.get_upload(candidate["id"], session=self.session_id)
             if self.holds_same_bytes(path, upload):
                 return upload
@@ -150,7 +164,7 @@ class Uploader:
         if refused:
             raise FileMismatch(
                 f"{path} is not the file of the unfinished upload {', '.join(refused)}: "
-                "an uploaded part's SHA-256 differs.",
+                "an uploaded part's checksum differs.",
                 code="file_mismatch",
             )
         return None
@@ -169,16 +183,34 @@ class Uploader:
         return None
 
     def holds_same_bytes(self, path: Path, upload: dict[str, Any]) -> bool:
-        """Hash uploaded parts of the local file and compare with the server's checksums."""
+        """Hash uploaded parts of the local file with the upload's checksum_algorithm and
+        compare with the server's checksums."""
         uploaded = [p for p in upload.get("parts") or [] if p.get("etag") and p.get("checksum")]
+        algorithm = upload.get("checksum_algorithm") or DEFAULT_ALGORITHM
+        if uploaded and algorithm not in ALGORITHMS:
+            return False  # a digest this client cannot compute proves nothing
         size = path.stat().st_size
         for part in random.sample(uploaded, min(self.proof_parts, len(uploaded))):
             start, end = part_range(upload["size"], upload["part_size"], part["number"])
             if end > size:
                 return False
-            if hash_range(path, start, end - start) != part["checksum"]:
+            if hash_range(path, start, end - start, algorithm=algorithm) != part["checksum"]:
                 return False
         return True
+
+    # --- the part digest the server chooses ----------------------------------------------
+    def asked_algorithm(self) -> str:
+        """The checksum_algorithm to ask for: the one this server chose last, else SHA-256."""
+        remembered = remembered_algorithm(self.api.server) or self.server_algorithm
+        return remembered if remembered in ALGORITHMS else DEFAULT_ALGORITHM
+
+    def _remember_algorithm(self, upload: dict[str, Any]) -> None:
+        """Keep the algorithm the server chose for a new upload (a resumed one's is older)."""
+        chosen = upload.get("checksum_algorithm")
+        if upload.get("resumed") or chosen not in ALGORITHMS:
+            return
+        self.server_algorithm = chosen
+        remember_algorithm(self.api.server, chosen)
 
     # --- the run ---------------------------------------------------------------------------
     def upload(
@@ -215,16 +247,22 @@ class Uploader:
                 )
         size = path.stat().st_size
         guessed = guess_part_size(size, self.part_size or self.server_part_size)
-        checksums = self._hasher(path, size, guessed)
+        checksums = self._hasher(path, size, guessed, algorithm=self.asked_algorithm())
         try:
             upload, first = self._start(path, size, checksums, resume=resume)
         except BaseException:
             checksums.cancel()
             raise
-        if upload["part_size"] != guessed:
-            checksums.cancel()  # the server cut the file otherwise: hash its parts instead
-            checksums, first = self._hasher(path, size, upload["part_size"]), None
-        elif not self.part_size and upload["part_count"] < MAX_PARTS // 2:
+        algorithm = upload.get("checksum_algorithm", checksums.algorithm)
+        self._remember_algorithm(upload)
+        if upload["part_size"] != guessed or algorithm != checksums.algorithm:
+            # The server cut the file otherwise, or chose another digest (then it signed
+            # nothing): hash its parts its way instead, and sign them with sign calls.
+            checksums.cancel()
+            checksums = self._hasher(path, size, upload["part_size"], algorithm=algorithm)
+            first = None
+        planned = upload["part_size"] == guessed and upload["part_count"] < MAX_PARTS // 2
+        if planned and not self.part_size:
             self.server_part_size = upload["part_size"]
         resumed = bool(upload.get("resumed"))
         return self._run(path, upload, resumed=resumed, checksums=checksums, first=first)
@@ -243,19 +281,30 @@ class Uploader:
         if unfinished:
             self.on_event(
                 f"{path} is not the file of the unfinished upload "
-                f"{', '.join(u['id'] for u in unfinished)}: an uploaded part's SHA-256 differs. "
+                f"{', '.join(u['id'] for u in unfinished)}: an uploaded part's checksum differs. "
                 "Starting a new upload."
             )
         return not unfinished
 
     def _hasher(
-        self, path: Path, size: int, part_size: int, numbers: list[int] | None = None
+        self,
+        path: Path,
+        size: int,
+        part_size: int,
+        numbers: list[int] | None = None,
+        *,
+        algorithm: str,
     ) -> Checksums:
-        """Hash `numbers` (every part by default) in order, from now on."""
+        """Hash `numbers` (every part by default) in order with `algorithm`, from now on."""
         if numbers is None:
             numbers = list(range(1, part_count(size, part_size) + 1))
         return Checksums(
-            path, size=size, part_size=part_size, numbers=numbers, stop=self.stop
+            path,
+            size=size,
+            part_size=part_size,
+            numbers=numbers,
+            stop=self.stop,
+            algorithm=algorithm,
         ).start()
 
     def _find_to_resume(self, path: Path) -> dict[str, Any] | Transfer:
@@ -280,7 +329,8 @@ class Uploader:
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """Start or resume the upload in one call that also signs the parts hashed so far.
 
-        Answers the upload and the create call's sign answer ("signed", "leased").
+        Answers the upload and the create call's sign answer ("signed", "leased"); the
+        caller drops the latter when the server chose another algorithm than `checksums`'.
         """
         wanted = checksums.numbers[: max(1, min(self.sign_batch, len(checksums.numbers)))]
         # The first parts to send are hashed while nothing else can happen yet; a short wait
@@ -291,7 +341,7 @@ class Uploader:
             "filename": path.name,
             "size": size,
             "content_type": mimetypes.guess_type(path.name)[0] or "",
-            "checksum_algorithm": "SHA256",
+            "checksum_algorithm": checksums.algorithm,
             "fingerprint": fingerprint(path),
             "client_token": uuid.uuid4().hex,
             "session": self.session_id,
@@ -316,7 +366,7 @@ class Uploader:
             # Another file looks like this one: leave its upload alone, start afresh.
             self.on_event(
                 f"{path} is not the file of the unfinished upload {upload['id']}: an uploaded "
-                "part's SHA-256 differs. Starting a new upload."
+                "part's checksum differs. Starting a new upload."
             )
             del fields["resume"]
             fields["client_token"] = uuid.uuid4().hex
@@ -352,7 +402,8 @@ class Uploader:
         held = _held(upload)
         todo = [n for n in range(1, upload["part_count"] + 1) if n not in held]
         if checksums is None:
-            checksums = self._hasher(path, size, upload["part_size"], todo)
+            algorithm = upload.get("checksum_algorithm") or ""
+            checksums = self._hasher(path, size, upload["part_size"], todo, algorithm=algorithm)
         checksums.skip(held)
         if resumed:
             self.on_event(
@@ -363,6 +414,8 @@ class Uploader:
             self.on_event(
                 f"Started upload {upload['id']} of {path.name} ({upload['part_count']} parts)."
             )
+        if upload.get("unverified"):
+            self.on_event(UNVERIFIED.format(name=path.name))
         self._sessions(upload.get("other_sessions"))
         progress = Progress(size, self.progress_callback)
         progress.add(sum(held.values()))
@@ -384,7 +437,7 @@ class Uploader:
         try:
             sending = (checksums, todo, progress, transfer, reports, limits, first)
             self._send_all(path, upload, *sending)
-            transfer.upload = self.api.complete_upload(upload["id"])
+            transfer.upload = self._complete(path, upload, progress, transfer, reports, limits)
         except PartwiseError as error:
             if error.code not in NOT_UPLOADING and error.http_status not in (409, 410):
                 raise
@@ -398,6 +451,54 @@ class Uploader:
             self.report_calls = reports.calls
         transfer.other_sessions = max(transfer.other_sessions, self.others)
         return transfer
+
+    def _complete(
+        self,
+        path: Path,
+        upload: dict[str, Any],
+        progress: Progress,
+        transfer: Transfer,
+        reports: Reports,
+        limits: Limits,
+    ) -> dict[str, Any]:
+        """Complete the upload; parts S3 holds other bytes for (409 part_mismatch: its ETag is
+        not the MD5 signed, so they were corrupted on the way) are sent again, and completion
+        asked again, at most MISMATCH_ROUNDS times."""
+        rounds = 0
+        while True:
+            try:
+                return self.api.complete_upload(upload["id"])
+            except PartwiseError as error:
+                if error.code != "part_mismatch" or rounds >= MISMATCH_ROUNDS:
+                    raise
+                parts = error.extra.get("parts") or []
+                numbers = sorted(
+                    {n for n in parts if isinstance(n, int) and 1 <= n <= upload["part_count"]}
+                )
+                if not numbers:
+                    raise
+            rounds += 1
+            self.on_event(
+                f"S3 holds other bytes than were sent for part{'s' if len(numbers) > 1 else ''} "
+                f"{', '.join(map(str, numbers))} of {path.name}: sending "
+                f"{'them' if len(numbers) > 1 else 'it'} again."
+            )
+            for number in numbers:  # those bytes count again once they arrive
+                start, end = part_range(upload["size"], upload["part_size"], number)
+                progress.add(start - end)
+            checksums = self._hasher(
+                path,
+                upload["size"],
+                upload["part_size"],
+                numbers,
+                algorithm=upload.get("checksum_algorithm") or "",
+            )
+            try:
+                self._send_all(
+                    path, upload, checksums, numbers, progress, transfer, reports, limits, None
+                )
+            finally:
+                self.stop_hasher(checksums)
 
     def stop_hasher(self, checksums: Checksums) -> None:
         checksums.cancelled.set()
@@ -552,7 +653,7 @@ def upload_file(
 
     `progress(bytes_done, bytes_total)` is called from worker threads as bytes leave. With
     resume="auto" an unfinished upload of the same file (same fingerprint, and an uploaded
-    part's SHA-256 matching) is continued, also while another session is sending it (the two
+    part's checksum matching) is continued, also while another session is sending it (the two
     share the parts); "required" raises NothingToResume when there is none; "never" always
     starts a new upload.
     """

@@ -6,13 +6,13 @@
  * both under the one retry policy of retry.js.
  */
 import { abortUpload, apiRequest, camelize, completeUpload, getUpload } from "./api.js";
+import { digestBase64 } from "./digests.js";
 import { CANCELLED, ETAG_HELP, PAUSED, UploadError } from "./errors.js";
 import {
   fileFingerprint,
   partCount,
   partRange,
   planPartSize,
-  sha256Base64,
   toHex,
 } from "./fingerprint.js";
 import { PartHasher } from "./hasher.js";
@@ -28,8 +28,18 @@ export const EXPIRY_MARGIN_MS = 60_000;
 /** Thrown inside a part's attempt when its re-sign finds it leased to another session. */
 const LEASED = new UploadError("The part is being sent by another session.", { code: "part_leased" });
 
-/** How many times the part loop asks again after the server says a part is missing. */
+/** How many times the part loop asks again after the server says parts are missing or corrupted. */
 const MAX_COMPLETE_ROUNDS = 3;
+
+/** The part digests a client can compute (the server's `checksum_algorithm`, but none). */
+const ALGORITHMS = new Set(["SHA256", "CRC32C", "MD5"]);
+
+/**
+ * The part digest the server last chose for a new upload, per API endpoint, in this page: the
+ * next file hashes its first parts with it, so the create call can sign them (the server signs
+ * nothing in a create whose parts carry another digest than the one it chooses).
+ */
+const CHOSEN_ALGORITHMS = new Map();
 
 const CALLBACKS = {
   state: "onStateChange",
@@ -79,6 +89,9 @@ export class UploadHandle {
       ? new PartHasher(file, { buffers: slots - transient })
       : new PartHasher(file, { buffers: slots, keeps: false, readers: Math.max(2, hashWorkers), workers: hashWorkers });
     this._urlLifetime = null; // ms a presigned URL lives (limits.urlExpiresIn, or learnt)
+    // The digest parts are hashed with: before create the one asked for, then the upload's own
+    // checksumAlgorithm (the server's choice); "" hashes nothing.
+    this._algorithm = null;
     this._done = new Map(); // part number -> size, for parts S3 holds
     this._doneBytes = 0;
     this._highWater = 0; // bytesUploaded never goes below what it once was
@@ -299,10 +312,12 @@ export class UploadHandle {
           this._succeed(completed);
           return;
         } catch (error) {
-          const missing = error?.code === "part_missing" ? error.response?.missingParts : null;
-          if (!missing?.length || round >= MAX_COMPLETE_ROUNDS) throw error;
-          // S3 does not hold these parts after all: send them again, then ask once more.
-          for (const number of missing) this._forget(number);
+          const again = resendable(error);
+          if (!again?.length || round >= MAX_COMPLETE_ROUNDS) throw error;
+          // S3 does not hold these parts after all (part_missing), or holds other bytes than
+          // the ones signed (part_mismatch: corrupted on the way, and the store verified no
+          // digest): send them again, then ask once more.
+          for (const number of again) this._forget(number);
           this._setState("uploading");
         }
       }
@@ -353,9 +368,12 @@ export class UploadHandle {
       return { signed: [], leased: [] };
     }
     // Hash the first parts before asking, so that the answer carries their URLs. The part size
-    // is the one the server will plan (the option, or its default raised for 10,000 parts); if
-    // it answers another one, these checksums are dropped and the parts signed again.
-    this._hasher.use(planPartSize(this.file.size, options.partSize ?? undefined));
+    // is the one the server will plan (the option, or its default raised for 10,000 parts), the
+    // digest the one it chose last time (SHA256 at first); if it answers another plan or digest,
+    // these checksums are dropped and the parts hashed and signed again.
+    const asked = this._askedAlgorithm();
+    this._algorithm = asked;
+    this._hasher.use(planPartSize(this.file.size, options.partSize ?? undefined), asked);
     const first = await this._firstHashed(signal);
     // Without checksums nothing proves an unfinished upload holds this file's bytes.
     let resume = options.resume && options.checksums;
@@ -367,7 +385,8 @@ export class UploadHandle {
         client_token: this._clientToken,
         session: this.session,
       };
-      if (options.checksums) body.checksum_algorithm = "SHA256";
+      // Only a preference: the answer's checksum_algorithm is the server's choice.
+      if (asked) body.checksum_algorithm = asked;
       if (this.file.type) body.content_type = this.file.type;
       if (options.partSize) body.part_size = options.partSize;
       if (resume) body.resume = true;
@@ -388,6 +407,7 @@ export class UploadHandle {
         resume = false;
         continue;
       }
+      this._remember(asked, answer.checksumAlgorithm ?? "");
       return this._adoptCreated(answer, data);
     }
   }
@@ -402,7 +422,7 @@ export class UploadHandle {
   async _firstHashed(signal) {
     const hasher = this._hasher;
     const parts = partCount(this.file.size, hasher.partSize);
-    const wanted = !this.options.checksums
+    const wanted = !this._algorithm
       ? this._signLimits().sign
       : hasher.keeps
         ? hasher.slots.limit
@@ -412,21 +432,43 @@ export class UploadHandle {
     return numbers.slice(0, this._signLimits().sign);
   }
 
-  /** The part's checksum (hashing it once), or undefined when checksums are off. */
+  /**
+   * The digest to hash the first parts with and to ask for: none without checksums, else the
+   * one the server chose last time for this endpoint in this page, else SHA256.
+   */
+  _askedAlgorithm() {
+    if (!this.options.checksums) return "";
+    return CHOSEN_ALGORITHMS.get(this.options.endpoint) ?? "SHA256";
+  }
+
+  /**
+   * Note the server's choice for a new upload (asked for `asked`), for the endpoint's next file.
+   * An answer of none to a client that asked for none says nothing of what it would choose.
+   */
+  _remember(asked, chosen) {
+    if ((asked || chosen) && (chosen === "" || ALGORITHMS.has(chosen))) CHOSEN_ALGORITHMS.set(this.options.endpoint, chosen);
+  }
+
+  /** The part's checksum (hashing it once), or undefined when the upload carries none. */
   _hash(number, signal, keep) {
-    return this.options.checksums ? this._hasher.hash(number, signal, keep) : undefined;
+    return this._algorithm ? this._hasher.hash(number, signal, keep) : undefined;
   }
 
   /** Whether part `number` may be signed now: its checksum is known, or none is wanted. */
   _hashed(number) {
-    return !this.options.checksums || this._hasher.has(number);
+    return !this._algorithm || this._hasher.has(number);
   }
 
-  /** Adopt a create answer; its signed parts count only if signed for the plan it chose. */
+  /**
+   * Adopt a create answer; its signed parts count only if signed for the plan it chose and the
+   * digest the parts were hashed with (the server signs none otherwise; they are hashed again
+   * with the upload's digest and signed in the part loop).
+   */
   _adoptCreated(answer, data) {
     const planned = this._hasher.partSize;
+    const hashedWith = this._algorithm;
     this._adopt(answer);
-    if (answer.partSize !== planned) return { signed: [], leased: [] };
+    if (answer.partSize !== planned || this._algorithm !== hashedWith) return { signed: [], leased: [] };
     return {
       signed: this._toSigned(data.signed ?? []).filter((part) => !this._done.has(part.number)),
       leased: (data.leased ?? []).filter((number) => !this._done.has(number)),
@@ -459,11 +501,15 @@ export class UploadHandle {
     this._adopt(detail);
   }
 
-  /** Take the server's upload; parts S3 acknowledged to this handle are not forgotten. */
+  /**
+   * Take the server's upload; parts S3 acknowledged to this handle are not forgotten. Its
+   * checksumAlgorithm is the digest every part is hashed with from now on (whatever was asked).
+   */
   _adopt(detail) {
     this.upload = detail;
     this._urlLifetime ??= detail.limits?.urlExpiresIn ? detail.limits.urlExpiresIn * 1000 : null;
-    this._hasher.use(detail.partSize);
+    this._algorithm = detail.checksumAlgorithm ?? "";
+    this._hasher.use(detail.partSize, this._algorithm);
     this._noteSessions(detail);
     for (const part of detail.parts ?? []) {
       if (part.etag) this._markDone(part.number, part.size);
@@ -486,9 +532,13 @@ export class UploadHandle {
     }
   }
 
-  /** Prove the file holds the bytes already uploaded: hash `verifyParts` of them and compare. */
+  /**
+   * Prove the file holds the bytes already uploaded: hash `verifyParts` of them with the upload's
+   * digest and compare with the server's checksums. An upload without one cannot be proven.
+   */
   async _proves(detail, signal) {
-    if (detail.size !== this.file.size || !detail.partSize || detail.checksumAlgorithm !== "SHA256") {
+    const algorithm = detail.checksumAlgorithm;
+    if (detail.size !== this.file.size || !detail.partSize || !ALGORITHMS.has(algorithm)) {
       return false;
     }
     const uploaded = (detail.parts ?? []).filter((part) => part.etag);
@@ -503,7 +553,7 @@ export class UploadHandle {
     for (const part of chosen) {
       const [start, end] = partRange(part.number, detail.partSize, this.file.size);
       if (part.size != null && part.size !== end - start) return false;
-      const checksum = await sha256Base64(this.file.slice(start, end));
+      const checksum = await digestBase64(algorithm, await this.file.slice(start, end).arrayBuffer());
       signal.throwIfAborted();
       if (checksum !== part.checksum) return false;
     }
@@ -638,7 +688,7 @@ export class UploadHandle {
         if (!hasher.has(number) && !this._done.has(number)) await hasher.hash(number, signal, room || !batchMode);
       }
     };
-    const hashers = Array.from({ length: options.checksums ? 2 : 0 }, () => hashAhead().catch(fail));
+    const hashers = Array.from({ length: this._algorithm ? 2 : 0 }, () => hashAhead().catch(fail));
 
     let preparing = null;
     const prepare = () => {
@@ -835,6 +885,13 @@ export class UploadHandle {
     this._inflight.set(number, loaded);
     this._emitProgress();
   }
+}
+
+/** The parts a failed completion asks to be sent again (part_missing, part_mismatch), if any. */
+function resendable(error) {
+  if (error?.code === "part_missing") return error.response?.missingParts;
+  if (error?.code === "part_mismatch") return error.response?.parts;
+  return null;
 }
 
 function randomToken() {

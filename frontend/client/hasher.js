@@ -1,9 +1,11 @@
 /**
- * The part hasher: each part's SHA-256, computed once, and the bytes read for it kept (in a
+ * The part hasher: each part's digest in the upload's algorithm ("SHA256", "CRC32C" or "MD5",
+ * the one the server chose: digests.js), computed once, and the bytes read for it kept (in a
  * bounded number of buffers) so that the PUT sends them without reading the file again.
- * No network here; the handle decides which parts to hash, keep, send and drop.
+ * No network here; the handle decides which algorithm, and which parts to hash, keep, send and drop.
  */
-import { partRange, sha256OfBytes } from "./fingerprint.js";
+import { digestBase64 } from "./digests.js";
+import { partRange } from "./fingerprint.js";
 import { HashWorkers, workersAvailable } from "./hashworkers.js";
 import { Slots } from "./queues.js";
 import { traced } from "./trace.js";
@@ -20,20 +22,27 @@ export class PartHasher {
     // Workers hash parts whose bytes are not kept (they never reach this thread).
     this._pool = !keeps && workers > 0 && workersAvailable() ? new HashWorkers(workers) : null;
     this.partSize = null; // the part size the checksums are for
+    this.algorithm = null; // the digest the checksums are ("SHA256", "CRC32C", "MD5")
     this.keeps = keeps;
     this.slots = new Slots(buffers);
     this._transient = new Slots(readers);
-    this._checksums = new Map(); // part number -> base64 SHA-256 (the file does not change)
+    this._checksums = new Map(); // part number -> base64 digest (the file does not change)
     this._buffers = new Map(); // part number -> the bytes read for hashing, kept to be sent
     this._hashing = new Map(); // part number -> promise of its checksum, while being hashed
     this._waiters = new Set(); // callers of whenChanged()
   }
 
-  /** Start over for `partSize` when the plan is not the one the checksums were made for. */
-  use(partSize) {
-    if (this.partSize === partSize) return;
+  /**
+   * Start over (no checksums, no kept bytes) when the plan or the digest is not the one the
+   * checksums were made for: `partSize`, and `algorithm` ("SHA256", "CRC32C" or "MD5"; "" for
+   * an upload whose parts carry none, which the handle then never hashes).
+   */
+  use(partSize, algorithm = "SHA256") {
+    if (this.partSize === partSize && this.algorithm === algorithm) return;
     this.partSize = partSize;
+    this.algorithm = algorithm;
     this._checksums.clear();
+    this._hashing.clear(); // a hashing under way ends unrecorded (it checks the plan)
     this.dropAll();
   }
 
@@ -61,15 +70,16 @@ export class PartHasher {
   }
 
   /**
-   * The part's SHA-256, computed once (concurrent callers share the same hashing). The bytes
-   * read are kept for the PUT when `keep` (they hold a buffer until sent or dropped).
+   * The part's digest in `this.algorithm` (base64), computed once (concurrent callers share
+   * the same hashing). The bytes read are kept for the PUT when `keep` (they hold a buffer
+   * until sent or dropped).
    */
   hash(number, signal, keep = true) {
     if (this._checksums.has(number)) return Promise.resolve(this._checksums.get(number));
     keep &&= this.keeps;
     let hashing = this._hashing.get(number);
     if (!hashing) {
-      const partSize = this.partSize;
+      const { partSize, algorithm } = this;
       const [start, end] = partRange(number, partSize, this.file.size);
       const slots = keep ? this.slots : this._transient;
       hashing = (async () => {
@@ -79,12 +89,13 @@ export class PartHasher {
           let bytes;
           let checksum;
           if (this._pool && !keep) {
-            checksum = await traced("hash", () => this._pool.hash(this.file.slice(start, end)));
+            checksum = await traced("hash", () => this._pool.hash(this.file.slice(start, end), algorithm));
           } else {
             bytes = await traced("read", () => this.file.slice(start, end).arrayBuffer());
-            checksum = await traced("hash", () => sha256OfBytes(bytes));
+            checksum = await traced("hash", () => digestBase64(algorithm, bytes));
           }
-          if (this.partSize !== partSize) return checksum; // the plan changed meanwhile
+          // The plan or the digest changed meanwhile: this checksum is not one of theirs.
+          if (this.partSize !== partSize || this.algorithm !== algorithm) return checksum;
           this._checksums.set(number, checksum);
           if (keep && !signal?.aborted) {
             this._buffers.set(number, bytes);
@@ -94,7 +105,9 @@ export class PartHasher {
         } finally {
           if (!kept) slots.release();
         }
-      })().finally(() => this._hashing.delete(number));
+      })().finally(() => {
+        if (this._hashing.get(number) === hashing) this._hashing.delete(number);
+      });
       this._hashing.set(number, hashing);
     }
     return hashing;

@@ -10,6 +10,13 @@ within `session_idle` seconds is not signed for another one.
 
 Several clients can share one fake: `connect()` answers another client (its own stop event,
 as another process would have) over the same state.
+
+Part digests follow the server (uploads/integrity.py): each upload's `checksum_algorithm` is
+the fake's choice (`choose_algorithm(asked)`, by default what the client asked); a create
+whose asked algorithm is not the upload's signs nothing; signed checksums must have the shape
+of the upload's digest, each PUT must carry the signed header (x-amz-checksum-sha256,
+x-amz-checksum-crc32c or Content-MD5) holding the digest of its bytes, and each reported
+checksum must be the one S3 took. `mismatches` makes completions answer 409 part_mismatch.
 """
 
 from __future__ import annotations
@@ -24,12 +31,22 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import google_crc32c
+
 from partwise_client.api import PartwiseApi, error_from
+from partwise_client.digests import ALGORITHMS, part_digest
 from partwise_client.retry import Backoff
 
 SERVER = "http://partwise.test"
 MiB = 1024 * 1024
 NO_WAIT = Backoff.none(retries=2)
+# The header each part digest is signed into, as uploads/storage/bucket.py signs it.
+CHECKSUM_HEADERS = {
+    "SHA256": "x-amz-checksum-sha256",
+    "CRC32C": "x-amz-checksum-crc32c",
+    "MD5": "Content-MD5",
+}
+DIGEST_LENGTHS = {"SHA256": 44, "CRC32C": 8, "MD5": 24}  # base64 characters
 S3_BODIES = {
     400: ("InvalidArgument", "Part number must be an integer between 1 and 10000"),
     403: ("AccessDenied", "Request has expired"),
@@ -101,6 +118,15 @@ class State:
     sign_batch_max: int = 1000
     report_batch_max: int = 1000
     offers_limits: bool = True  # False: a server from before limits, sessions, start-or-resume
+    # The server's choice of a new upload's part digest from the one asked ("" for none), as
+    # uploads/integrity.py chooses for its store; None: what was asked.
+    choose_algorithm: Callable[[str], str] | None = None
+    # What catches a corrupted part of a new upload ("store", "etag", "none"); "": the store
+    # verifies the upload's digest ("none" when it has none).
+    integrity: str = ""
+    # Each completion takes the first list, and answers 409 part_mismatch for those parts
+    # (S3 holds other bytes than their MD5 says), which must then be sent again.
+    mismatches: list[list[int]] = field(default_factory=list)
     uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
     sessions: dict[str, float] = field(default_factory=dict)  # session -> last sign/report
     leases: dict[tuple[str, int], str] = field(default_factory=dict)  # (upload, part) -> session
@@ -115,6 +141,8 @@ class State:
     report_calls: list[tuple[list[int], bool]] = field(default_factory=list)
     completed: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
+    asked: list[str] = field(default_factory=list)  # each create's checksum_algorithm
+    put_headers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     events: list[tuple[str, Any]] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)  # (method, operation)
     exchanges: list[dict[str, Any]] = field(default_factory=list)
@@ -139,10 +167,12 @@ class FakeS3Session:
         if method == "GET":
             return self._get(url)
         # Read in blocks, as urllib3 does, so the fake holds no whole part either.
-        digest, md5 = hashlib.sha256(), hashlib.md5()  # noqa: S324 (S3's ETag)
+        sha256, md5, crc32c = hashlib.sha256(), hashlib.md5(), google_crc32c.Checksum()  # noqa: S324
         for block in iter(lambda: data.read(64 * 1024), b"") if data else ():
-            digest.update(block)
+            sha256.update(block)
             md5.update(block)
+            crc32c.update(bytes(block))
+        digests = {"SHA256": sha256.digest(), "CRC32C": crc32c.digest(), "MD5": md5.digest()}
         if state.put_gate is not None:
             state.put_gate.wait(timeout=30)
         time.sleep(state.put_delay)
@@ -158,13 +188,27 @@ class FakeS3Session:
                 status, body = 404, s3_error(404)
         if status != 200:
             return FakeHttpResponse(status, text=body)
-        assert headers["x-amz-checksum-sha256"] == base64.b64encode(digest.digest()).decode()
+        # The signed header of the upload's digest, holding the digest of these bytes, and no
+        # header of another digest: what a store verifying it would take.
+        algorithm = state.uploads[upload_id]["checksum_algorithm"]
+        sent = {name for name in CHECKSUM_HEADERS.values() if name in (headers or {})}
+        checksum = ""
+        if algorithm:
+            name = CHECKSUM_HEADERS[algorithm]
+            assert sent == {name}, f"part {number}: {sorted(sent)} sent, {name} signed"
+            checksum = headers[name]
+            assert checksum == base64.b64encode(digests[algorithm]).decode(), (
+                f"part {number}: {name} is not the {algorithm} of its bytes"
+            )
+        else:
+            assert not sent, f"part {number}: {sorted(sent)} sent, no digest signed"
         with state.lock:
             state.puts.append(int(number))
             state.put_sessions.append((query.get("session", [""])[0], int(number)))
+            state.put_headers.append((int(number), dict(headers or {})))
             state.uploads[upload_id]["stored"][int(number)] = {
                 "etag": f'"{md5.hexdigest()}"',
-                "checksum": headers["x-amz-checksum-sha256"],
+                "checksum": checksum,
             }
         return FakeHttpResponse(etag=f'"{md5.hexdigest()}"')
 
@@ -203,19 +247,31 @@ class FakePartwise(PartwiseApi):
             super().__setattr__(name, value)
 
     # --- seeding ---------------------------------------------------------------------------
-    def add(self, upload_id, size, parts=None, fingerprint="", filename="f.bin", part_size=None):
+    def add(
+        self,
+        upload_id,
+        size,
+        parts=None,
+        fingerprint="",
+        filename="f.bin",
+        part_size=None,
+        checksum_algorithm="SHA256",
+    ):
         """An upload that exists already; `parts` ({number, etag, checksum, size}) S3 holds."""
         state = self.state
         part_size = part_size or state.part_size
         count = max(1, -(-size // part_size))
         created = time.time()
+        integrity = state.integrity or ("store" if checksum_algorithm else "none")
         state.uploads[upload_id] = {
             "id": upload_id, "status": "uploading", "filename": filename, "size": size,
             "content_type": "", "key": f"uploads/{upload_id}/{filename}",
-            "part_size": part_size, "part_count": count, "checksum_algorithm": "SHA256",
+            "part_size": part_size, "part_count": count,
+            "checksum_algorithm": checksum_algorithm,
             "fingerprint": fingerprint, "created_at": iso(created), "updated_at": iso(created),
             "expires_at": iso(created + 86400), "completed_at": None, "etag": "",
             "checksum": "", "failure_reason": "",
+            "integrity": integrity, "unverified": integrity == "none",
             "stored": {p["number"]: {"etag": p["etag"], "checksum": p.get("checksum", "")}
                        for p in parts or []},
             "recorded": set(), "client_token": None, "order": len(state.uploads),
@@ -235,6 +291,7 @@ class FakePartwise(PartwiseApi):
         upload["checksum"] = f"{composite}-{upload['part_count']}" if checksum else ""
         if not checksum:
             upload["checksum_algorithm"] = ""
+            upload["integrity"], upload["unverified"] = "none", True
             for part in upload["stored"].values():
                 part["checksum"] = ""
         self.state.objects[upload_id] = data
@@ -254,9 +311,10 @@ class FakePartwise(PartwiseApi):
             upload = state.uploads[upload_id]
             for number in numbers:
                 chunk = data[(number - 1) * upload["part_size"] : number * upload["part_size"]]
+                algorithm = upload["checksum_algorithm"]
                 upload["stored"][number] = {
                     "etag": f'"{hashlib.md5(chunk).hexdigest()}"',  # noqa: S324
-                    "checksum": base64.b64encode(hashlib.sha256(chunk).digest()).decode(),
+                    "checksum": part_digest(algorithm, chunk) if algorithm else "",
                 }
                 upload["recorded"].add(number)
             if session:
@@ -360,6 +418,10 @@ class FakePartwise(PartwiseApi):
         first_batch = (body.get("sign") or {}).get("parts", [])
         if state.offers_limits and len(first_batch) > state.sign_batch_max:
             raise Refused(400, "invalid", "Too many parts.", errors={"parts": ["Too many parts."]})
+        asked = (body.get("checksum_algorithm") or "").upper()
+        if asked and asked not in ALGORITHMS:
+            raise Refused(400, "invalid", "Unknown algorithm.", errors={"checksum_algorithm": []})
+        state.asked.append(asked)
         self._touch(session)
         for upload in state.uploads.values():
             if body.get("client_token") and upload["client_token"] == body["client_token"]:
@@ -379,13 +441,17 @@ class FakePartwise(PartwiseApi):
                 fingerprint=body.get("fingerprint", "x"),
                 filename=body["filename"],
                 part_size=body.get("part_size"),
-            )
+                checksum_algorithm=state.choose_algorithm(asked) if state.choose_algorithm
+                else asked,
+            )  # fmt: skip
             upload["client_token"] = body.get("client_token")
             state.created.append(upload_id)
         answer = self._json(upload)
         if state.offers_limits and "resume" in body:
             answer["resumed"] = found is not None
-        if state.offers_limits and body.get("sign"):
+        # Parts hashed with another digest than the upload's are not signed: the client hashes
+        # them again and signs them with sign calls.
+        if state.offers_limits and body.get("sign") and upload["checksum_algorithm"] == asked:
             wanted = [p for p in body["sign"]["parts"] if p["number"] not in upload["stored"]]
             answer["signed"], answer["leased"] = self._sign_parts(upload, wanted, session)
         if state.offers_limits and ("resume" in body or body.get("sign")):
@@ -406,8 +472,30 @@ class FakePartwise(PartwiseApi):
             answer["other_sessions"] = self._others(upload, params.get("session"))
         return 200, answer
 
+    @staticmethod
+    def _check_checksums(upload, parts) -> None:
+        """Each checksum has the shape of the upload's digest (base64, its length)."""
+        algorithm = upload["checksum_algorithm"]
+        for part in parts:
+            checksum = part.get("checksum") or ""
+            if not algorithm:
+                continue
+            try:
+                raw = base64.b64decode(checksum, validate=True)
+            except ValueError:
+                raw = b""
+            if len(checksum) != DIGEST_LENGTHS[algorithm] or not raw:
+                raise Refused(
+                    400,
+                    "invalid",
+                    f"A checksum must be a base64-encoded {algorithm} digest.",
+                    errors={"checksum": [f"not a {algorithm} digest"]},
+                )
+
     def _sign_parts(self, upload, parts, session):
         state = self.state
+        self._check_checksums(upload, parts)
+        algorithm = upload["checksum_algorithm"]
         signed, leased = [], []
         expires = time.time() + state.url_lifetime
         for part in parts:
@@ -423,7 +511,7 @@ class FakePartwise(PartwiseApi):
                 "number": number, "method": "PUT",
                 "url": f"https://s3.test/{upload['id']}/{number}?expires={expires}"
                        f"&session={session or ''}",
-                "headers": {"x-amz-checksum-sha256": part["checksum"]},
+                "headers": {CHECKSUM_HEADERS[algorithm]: part["checksum"]} if algorithm else {},
                 "size": self._size(upload, number), "expires_at": iso(expires),
             })  # fmt: skip
         return signed, leased
@@ -450,6 +538,11 @@ class FakePartwise(PartwiseApi):
             raise Refused(400, "invalid", "Too many parts.", errors={"parts": ["Too many parts."]})
         session = body.get("session") if state.offers_limits else None
         self._touch(session)
+        self._check_checksums(upload, body["parts"])
+        for part in body["parts"]:
+            stored = upload["stored"].get(part["number"])
+            if stored is not None and (part.get("checksum") or "") != stored["checksum"]:
+                raise Refused(409, "part_conflict", "The part does not agree with what was stored.")
         numbers = [p["number"] for p in body["parts"]]
         upload["recorded"].update(numbers)
         state.events.append(("report", numbers))
@@ -465,6 +558,17 @@ class FakePartwise(PartwiseApi):
         missing = [n for n in range(1, upload["part_count"] + 1) if n not in upload["stored"]]
         if missing:
             raise Refused(409, "part_missing", "Parts are missing.", missing_parts=missing)
+        if self.state.mismatches:
+            corrupted = self.state.mismatches.pop(0)
+            for number in corrupted:  # as the server forgets their ETags: to be sent again
+                upload["stored"].pop(number, None)
+                upload["recorded"].discard(number)
+            raise Refused(
+                409,
+                "part_mismatch",
+                "S3 holds other bytes for these parts than their MD5 says: send them again.",
+                parts=corrupted,
+            )
         upload["status"], upload["completed_at"] = "completed", iso(time.time())
         self.state.completed.append(upload_id)
         self.state.events.append(("complete", upload_id))
