@@ -66,13 +66,12 @@ def seaweedfs(tmp_path_factory) -> Iterator[SeaweedFS]:
         server.stop(timeout=3)
 
 
-@pytest.fixture
-def real_s3(seaweedfs, settings) -> Iterator[MultipartStorage]:
-    """Settings pointed at the session's SeaweedFS, with a new bucket for this test."""
-    settings.AWS_S3_ENDPOINT_URL = seaweedfs.endpoint
-    settings.AWS_S3_PUBLIC_ENDPOINT_URL = seaweedfs.endpoint
-    settings.AWS_ACCESS_KEY_ID = seaweedfs.access_key
-    settings.AWS_SECRET_ACCESS_KEY = seaweedfs.secret_key
+def bucket_on(server: Any, settings: Any) -> Iterator[MultipartStorage]:
+    """Settings pointed at `server` (a SeaweedFS or a Ceph RGW), with a new bucket."""
+    settings.AWS_S3_ENDPOINT_URL = server.endpoint
+    settings.AWS_S3_PUBLIC_ENDPOINT_URL = server.endpoint
+    settings.AWS_ACCESS_KEY_ID = server.access_key
+    settings.AWS_SECRET_ACCESS_KEY = server.secret_key
     settings.AWS_S3_REGION_NAME = "us-east-1"
     settings.UPLOADS_BUCKET = f"pw-{uuid.uuid4().hex[:12]}"
     reset_storage()
@@ -80,3 +79,9 @@ def real_s3(seaweedfs, settings) -> Iterator[MultipartStorage]:
     storage.create_bucket()
     yield storage
     reset_storage()
+
+
+@pytest.fixture
+def real_s3(seaweedfs, settings) -> Iterator[MultipartStorage]:
+    """Settings pointed at the session's SeaweedFS, with a new bucket for this test."""
+    yield from bucket_on(seaweedfs, settings)

@@ -1,8 +1,70 @@
-"""The integration tier: every test in this folder carries the `integration` marker."""
+"""The integration tier: every test in this folder carries the `integration` marker.
 
-from tests.s3server import real_s3, seaweedfs  # noqa: F401  (fixtures)
+Its S3 tests run on two real stores: `real_s3` is a bucket on the session's SeaweedFS and on
+its Ceph RGW (Debian's radosgw 16, which verifies Content-MD5 but no x-amz-checksum-*). A test
+about what only one of them does asks for `seaweedfs_s3` (or the `seaweedfs` server) instead.
+"""
+
+from collections.abc import Iterator
+
+import pytest
+from django.core.cache import cache
+
+from tests.s3server import bucket_on, seaweedfs  # noqa: F401  (fixtures)
+from tests.support.ceph_rgw import ceph_rgw  # noqa: F401  (fixture)
 from tests.support.tiers import mark_tier
+from uploads import selectors
+from uploads.conf import upload_settings
+from uploads.integrity import ALGORITHMS, StoreProfile
+from uploads.storage import MultipartStorage
+from uploads.storage.bucket import CHECKSUM_HEADERS
+from uploads.storage.probe import probe_store
+
+STORES = ["seaweedfs", "ceph_rgw"]
 
 
 def pytest_collection_modifyitems(items) -> None:
     mark_tier(items, "integration")
+
+
+@pytest.fixture(params=STORES, ids=["seaweedfs", "ceph-rgw"])
+def s3_server(request):
+    """The store a parametrized test runs on."""
+    return request.getfixturevalue(request.param)
+
+
+# Each store's probe, run once per session (uploads/storage/probe.py): what it verifies.
+_profiles: dict[str, StoreProfile] = {}
+
+
+@pytest.fixture
+def real_s3(s3_server, settings) -> Iterator[MultipartStorage]:
+    """A bucket of its own on each store, with the settings pointed at it, and the store's
+    probed profile known to the server (as `setup_storage` records it) for this test."""
+    for storage in bucket_on(s3_server, settings):
+        if s3_server.endpoint not in _profiles:
+            prefix = upload_settings().key_prefix
+            _profiles[s3_server.endpoint] = probe_store(storage, key_prefix=prefix).profile
+        # The cache is what uploads read the profile from (the autouse _fresh_cache fixture
+        # empties it after the test); no database row is needed for it.
+        cache.set(selectors._profile_cache_key(storage), _profiles[s3_server.endpoint], None)
+        yield storage
+
+
+@pytest.fixture
+def digest(real_s3) -> str:
+    """The strongest part digest the store verifies: SHA256 on SeaweedFS, MD5 on Ceph RGW."""
+    profile = selectors.store_profile(real_s3)
+    assert profile is not None
+    return next(a for a in ALGORITHMS if a in profile.verifies)
+
+
+def header_of(algorithm: str) -> str:
+    """The signed header a part's digest travels in."""
+    return CHECKSUM_HEADERS[algorithm]
+
+
+@pytest.fixture
+def seaweedfs_s3(seaweedfs, settings) -> Iterator[MultipartStorage]:  # noqa: F811
+    """A bucket on SeaweedFS only, for what only it does."""
+    yield from bucket_on(seaweedfs, settings)

@@ -113,7 +113,7 @@ class Worker:
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pg.requires_redis)])
 def start_worker(
-    request, tmp_path, seaweedfs, real_s3, shared_database
+    request, tmp_path, s3_server, real_s3, shared_database
 ) -> Iterator[Callable[..., Worker]]:
     """Start a worker (with extra environment variables) and point this process's Celery app
     at the same broker (`make run`'s SQLite file, or Redis); both are undone at the end."""
@@ -133,10 +133,10 @@ def start_worker(
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "project.settings",
             "DATABASE_URL": shared_database,
-            "AWS_S3_ENDPOINT_URL": seaweedfs.endpoint,
-            "AWS_S3_PUBLIC_ENDPOINT_URL": seaweedfs.endpoint,
-            "AWS_ACCESS_KEY_ID": seaweedfs.access_key,
-            "AWS_SECRET_ACCESS_KEY": seaweedfs.secret_key,
+            "AWS_S3_ENDPOINT_URL": s3_server.endpoint,
+            "AWS_S3_PUBLIC_ENDPOINT_URL": s3_server.endpoint,
+            "AWS_ACCESS_KEY_ID": s3_server.access_key,
+            "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
             "AWS_S3_REGION_NAME": "us-east-1",
             "UPLOADS_BUCKET": real_s3.bucket,
             "CELERY_BROKER_URL": broker_url,

@@ -12,6 +12,7 @@ import requests
 
 from tests.support.checksums import etag_of, sha256_b64
 from tests.support.presigned import put_to_url
+from uploads.integrity import part_digest
 from uploads.storage import PartToSign
 
 # Once, in the SQLite pass: signing and SeaweedFS only, no database (tests/support/engines.py).
@@ -64,10 +65,15 @@ def test_a_fast_signed_url_refuses_a_body_of_another_length(real_s3, s3_upload, 
     assert put_to_url(signed, os.urandom(SIZE)).status_code == 200  # the same URL, the right body
 
 
-def test_a_fast_signed_url_refuses_a_body_with_another_checksum(real_s3, s3_upload):
+def test_a_fast_signed_url_refuses_a_body_with_another_checksum(real_s3, s3_upload, digest):
+    # The digest the store verifies (SHA-256 on SeaweedFS, Content-MD5 on Ceph RGW).
     body = os.urandom(SIZE)
     [signed] = real_s3.presign_upload_parts(
-        KEY, s3_upload, [PartToSign(1, size=SIZE, checksum=sha256_b64(body))], expires_in=300
+        KEY,
+        s3_upload,
+        [PartToSign(1, size=SIZE, checksum=part_digest(digest, body))],
+        expires_in=300,
+        checksum_algorithm=digest,
     )
     response = put_to_url(signed, os.urandom(SIZE))
     assert response.status_code in {400, 403}, (response.status_code, response.text)

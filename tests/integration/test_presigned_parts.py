@@ -11,8 +11,9 @@ import time
 import pytest
 import requests
 
-from tests.support.checksums import sha256_b64
+from tests.integration.conftest import header_of
 from tests.support.presigned import put_signed, put_to_url
+from uploads.integrity import part_digest
 from uploads.models import Upload
 
 MiB = 1024 * 1024
@@ -33,7 +34,8 @@ def upload(api_client, real_s3) -> dict:
 
 @pytest.fixture
 def sha_upload(api_client, real_s3) -> dict:
-    """The same, declared with per-part SHA-256 checksums."""
+    """The same, asking for per-part SHA-256 checksums: the answer names the digest the store
+    verifies (SHA256 on SeaweedFS, MD5 on Ceph RGW), which the tests then sign."""
     response = api_client.post(
         "/api/uploads/",
         {
@@ -90,8 +92,9 @@ def test_a_part_url_refuses_a_body_that_differs_from_the_signed_checksum(
     api_client, sha_upload, real_s3
 ):
     good, bad = os.urandom(PART), os.urandom(PART)
-    signed = sign(api_client, sha_upload, checksum=sha256_b64(good))
-    assert signed["headers"] == {"x-amz-checksum-sha256": sha256_b64(good)}
+    algorithm = sha_upload["checksum_algorithm"]
+    signed = sign(api_client, sha_upload, checksum=part_digest(algorithm, good))
+    assert signed["headers"] == {header_of(algorithm): part_digest(algorithm, good)}
 
     # Same length, the signed checksum header, other bytes (a corrupted part).
     assert_only_the_signed_body_is_taken(real_s3, sha_upload, signed, bad, good)
@@ -101,10 +104,12 @@ def test_a_part_url_refuses_a_checksum_header_other_than_the_signed_one(
     api_client, sha_upload, real_s3
 ):
     good, other = os.urandom(PART), os.urandom(PART)
-    signed = sign(api_client, sha_upload, checksum=sha256_b64(good))
+    algorithm = sha_upload["checksum_algorithm"]
+    signed = sign(api_client, sha_upload, checksum=part_digest(algorithm, good))
 
     # Other bytes with their own, correct checksum: the header is signed, so S3 refuses it.
-    refused = put_to_url(signed, other, headers={"x-amz-checksum-sha256": sha256_b64(other)})
+    other_digest = {header_of(algorithm): part_digest(algorithm, other)}
+    refused = put_to_url(signed, other, headers=other_digest)
 
     assert_refused(refused)
     assert parts_in_s3(real_s3, sha_upload) == []
@@ -114,7 +119,9 @@ def test_a_part_url_refuses_a_body_sent_without_its_signed_checksum_header(
     api_client, sha_upload, real_s3
 ):
     good = os.urandom(PART)
-    signed = sign(api_client, sha_upload, checksum=sha256_b64(good))
+    signed = sign(
+        api_client, sha_upload, checksum=part_digest(sha_upload["checksum_algorithm"], good)
+    )
 
     refused = put_to_url(signed, good, headers={})
 

@@ -14,8 +14,9 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from tests.support.checksums import sha256_b64
+from tests.integration.conftest import header_of
 from tests.support.presigned import put_signed
+from uploads.integrity import part_digest
 from uploads.models import Upload
 
 MiB = 1024 * 1024
@@ -70,15 +71,19 @@ def test_a_20_mib_file_uploaded_through_the_api_arrives_in_s3_byte_for_byte(
     upload = create(api_client, data, checksum_algorithm=checksum_algorithm)
     assert (upload["part_size"], upload["part_count"]) == (8 * MiB, 3)
     numbers = range(1, upload["part_count"] + 1)
-    checksums = {n: sha256_b64(part_bytes(data, upload, n)) for n in numbers}
+    # Asked for SHA256, the server answers the digest the store verifies (MD5 on Ceph RGW).
+    algorithm = upload["checksum_algorithm"]
+    checksums = {
+        n: part_digest(algorithm or "SHA256", part_bytes(data, upload, n)) for n in numbers
+    }
 
-    # 2. Sign every part in one call; with SHA256 each URL binds the part's checksum.
+    # 2. Sign every part in one call; with a digest each URL binds the part's checksum.
     wanted = [
         {"number": n, **({"checksum": checksums[n]} if checksum_algorithm else {})} for n in numbers
     ]
     signed = sign(api_client, upload, wanted)
     for n in numbers:
-        expected = {"x-amz-checksum-sha256": checksums[n]} if checksum_algorithm else {}
+        expected = {header_of(algorithm): checksums[n]} if algorithm else {}
         assert signed[n]["headers"] == expected
         assert signed[n]["size"] == len(part_bytes(data, upload, n))
 
@@ -102,7 +107,7 @@ def test_a_20_mib_file_uploaded_through_the_api_arrives_in_s3_byte_for_byte(
     assert hashlib.sha256(stored_bytes(real_s3, upload["key"])).digest() == (
         hashlib.sha256(data).digest()
     )
-    if checksum_algorithm:
+    if algorithm == "SHA256":
         # S3's composite checksum: the SHA-256 of the parts' SHA-256 digests, and the count.
         composite = hashlib.sha256(
             b"".join(base64.b64decode(checksums[n]) for n in numbers)
@@ -214,23 +219,28 @@ def test_a_part_whose_bytes_differ_from_its_recorded_checksum_is_named_and_can_b
     data = os.urandom(6 * MiB)
     upload = create(api_client, data, part_size=5 * MiB, checksum_algorithm="SHA256")
     first, second = part_bytes(data, upload, 1), part_bytes(data, upload, 2)
+    algorithm = upload["checksum_algorithm"]  # SHA256, or MD5 on Ceph RGW
+
+    def digest_of(body: bytes) -> str:
+        return part_digest(algorithm, body)
+
     other = os.urandom(len(first))
     # Part 1 signed with the checksum of `other` and sent so; then re-signed (still unreported)
     # with the checksum of the real bytes, and reported with it: S3 holds `other`.
-    stale = sign(api_client, upload, [{"number": 1, "checksum": sha256_b64(other)}])
+    stale = sign(api_client, upload, [{"number": 1, "checksum": digest_of(other)}])
     etag_other = put_signed(stale[1], other)
     signed = sign(
         api_client,
         upload,
-        [{"number": n, "checksum": sha256_b64(body)} for n, body in ((1, first), (2, second))],
+        [{"number": n, "checksum": digest_of(body)} for n, body in ((1, first), (2, second))],
     )
     etag_2 = put_signed(signed[2], second)
     report(
         api_client,
         upload,
         [
-            {"number": 1, "etag": etag_other, "checksum": sha256_b64(first)},
-            {"number": 2, "etag": etag_2, "checksum": sha256_b64(second)},
+            {"number": 1, "etag": etag_other, "checksum": digest_of(first)},
+            {"number": 2, "etag": etag_2, "checksum": digest_of(second)},
         ],
     )
 
@@ -243,9 +253,9 @@ def test_a_part_whose_bytes_differ_from_its_recorded_checksum_is_named_and_can_b
     assert detail["status"] == "uploading"
 
     # Sending part 1 again with its own bytes mends it.
-    again = sign(api_client, upload, [{"number": 1, "checksum": sha256_b64(first)}])
+    again = sign(api_client, upload, [{"number": 1, "checksum": digest_of(first)}])
     etag_1 = put_signed(again[1], first)
-    report(api_client, upload, [{"number": 1, "etag": etag_1, "checksum": sha256_b64(first)}])
+    report(api_client, upload, [{"number": 1, "etag": etag_1, "checksum": digest_of(first)}])
     done = api_client.post(f"/api/uploads/{upload['id']}/complete/")
     assert done.status_code == 200, done.json()
     assert stored_bytes(real_s3, upload["key"]) == data

@@ -105,6 +105,9 @@ def upload_body(**fields: Any) -> dict[str, Any]:
         "etag": "",
         "checksum": "",
         "failure_reason": "",
+        # No digest asked for: nothing catches a corrupted part before completion.
+        "integrity": "none",
+        "unverified": True,
         "limits": LIMITS,
         **fields,
     }
@@ -198,7 +201,13 @@ def test_create_answers_201_with_the_upload(api_client, storage):
 
     assert response.status_code == 201
     assert response["Content-Type"] == "application/json"
-    assert response.json() == upload_body(fingerprint="fp-1", checksum_algorithm="SHA256", parts=[])
+    assert response.json() == upload_body(
+        fingerprint="fp-1",
+        checksum_algorithm="SHA256",
+        integrity="store",  # a store never probed: taken to verify what was asked
+        unverified=False,
+        parts=[],
+    )
 
 
 def test_create_with_the_same_client_token_answers_200_with_the_same_upload(api_client, storage):

@@ -26,8 +26,8 @@ from ..exceptions import (
     UploadGone,
     UploadTooLarge,
 )
-from ..integrity import md5_hex
-from ..models import Upload, UploadPart
+from ..integrity import MD5, md5_hex
+from ..models import Integrity, Upload, UploadPart
 from ..parts import MIN_PART_SIZE, ReportedPart, StoredPart
 from ..selectors import store_profile, with_parts
 from ..signals import send_upload_completed
@@ -148,6 +148,7 @@ def _check_parts_in_s3(
             stored,
             part_count=part_count,
             equal_part_sizes=bool(profile and profile.equal_part_sizes),
+            md5_etags=bool(profile and profile.etag_is_md5),
         )
     except UploadTooLarge as error:
         # Only an unplanned upload gets here (a planned one was refused at creation): nothing
@@ -234,6 +235,7 @@ def check_parts_for_completion(
     *,
     part_count: int | None = None,
     equal_part_sizes: bool = False,
+    md5_etags: bool = False,
 ) -> tuple[list[StoredPart], int]:
     """The parts to complete with (S3's copies, with the signed checksums) and the total size.
 
@@ -288,9 +290,10 @@ def check_parts_for_completion(
         ]
         if unchecked:
             raise PartMismatch("These parts have no signed checksum.", parts=unchecked[:1000])
-    if upload.integrity == Upload.Integrity.ETAG:
-        # The store verified no digest, but its part ETag is the part's MD5: a part whose
-        # bytes changed on the way is caught here, and sent again.
+    if upload.checksum_algorithm == MD5 and (md5_etags or upload.integrity == Integrity.ETAG):
+        # The store's part ETag is the part's MD5: a part whose bytes changed on the way (a
+        # store that verifies nothing), or that holds the bytes of an earlier signature with
+        # another MD5 (S3 keeps no MD5 to refuse at completion), is caught here, sent again.
         corrupted = [
             n for n in range(1, count + 1) if in_s3[n].etag != md5_hex(recorded[n].checksum)
         ]

@@ -218,8 +218,10 @@ def start_or_resume_upload(
         found = resumable_upload(
             owner, fingerprint=fingerprint, size=size, filename=clean_filename(filename)
         )
-    if found is not None and found.checksum_algorithm != asked:
-        sign = None  # hashed with another digest than the upload's: the client signs later
+    if found is not None and asked and found.checksum_algorithm != asked:
+        # Hashed with another digest than the upload's: the client signs later. (A resume
+        # that names no algorithm signs with the upload's, as before the server chose one.)
+        sign = None
     if found is not None:
         if sign:
             check_parts_to_sign(found.part_count, found.checksum_algorithm, sign)
