@@ -110,7 +110,7 @@ CATALOGUE = [
     case("malformed type", "post", U, new(content_type="not a type"), 400, "invalid"),
     case("content type 300 chars", "post", U, new(content_type="a/" + "b" * 298), 400, "invalid"),
     case("content type without subtype", "post", U, new(content_type="text/"), 400, "invalid"),
-    case("unknown checksum algorithm", "post", U, new(checksum_algorithm="MD5"), 400, "invalid"),
+    case("unknown checksum algorithm", "post", U, new(checksum_algorithm="SHA1"), 400, "invalid"),
     case(
         "checksum algorithm lowercase", "post", U, new(checksum_algorithm="sha256"), 400, "invalid"
     ),

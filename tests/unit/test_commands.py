@@ -20,9 +20,12 @@ from django.core.management import CommandError, call_command
 from project.dev import seaweedfs
 from project.dev.management.commands import rundev
 from project.dev.seaweedfs import PortClash, Ports, SeaweedFS, free_port
+from tests.support.fake_stores import STORES, FakeStore
+from uploads.management.commands import setup_storage as setup_storage_command
 from uploads.management.commands.setup_storage import lifecycle_days
 from uploads.storage import CORS_RULE_ID, LIFECYCLE_RULE_ID, cors_rule, get_storage
 from uploads.storage.bucket import cors_rule_to_s3
+from uploads.storage.probe import probe_store
 from uploads.tokens.models import ApiToken
 
 DAY = 24 * 3600
@@ -31,7 +34,9 @@ ORIGINS = ["http://127.0.0.1:8000", "http://localhost:8000"]
 
 def run(*args: str) -> str:
     out = StringIO()
-    call_command("setup_storage", *args, stdout=out)
+    # The store probe has its own tests (tests/unit/test_store_probe.py, on fakes of each store,
+    # and tests/integration/test_store_probe.py on SeaweedFS and Ceph RGW).
+    call_command("setup_storage", "--no-probe", *args, stdout=out)
     return out.getvalue()
 
 
@@ -78,7 +83,7 @@ def test_setup_storage_creates_the_bucket_its_cors_and_its_lifecycle_rule(fresh_
             "AllowedOrigins": ORIGINS,
             "AllowedMethods": ["PUT", "GET", "HEAD"],
             "AllowedHeaders": ["*"],
-            "ExposeHeaders": ["ETag", "x-amz-checksum-sha256"],
+            "ExposeHeaders": ["ETag", "x-amz-checksum-sha256", "x-amz-checksum-crc32c"],
             "MaxAgeSeconds": 3600,
         }
     ]
@@ -371,8 +376,11 @@ def test_rundev_allows_the_origins_of_the_address_it_serves(configured, addr, ex
 
 
 def test_rundev_writes_the_buckets_cors_for_the_served_port_and_prefixes_the_lines(
-    fresh_bucket, settings
+    fresh_bucket, settings, monkeypatch
 ):
+    fake = FakeStore(STORES["aws"])
+    probed = probe_store(fake, key_prefix="uploads/", send=fake.send)
+    monkeypatch.setattr(setup_storage_command, "probe_and_record_store", lambda: probed)
     out = StringIO()
     command = rundev.Command(stdout=out)
     origins = rundev.dev_cors_origins(settings.UPLOADS_CORS_ORIGINS, "127.0.0.1", 8001)
@@ -383,11 +391,14 @@ def test_rundev_writes_the_buckets_cors_for_the_served_port_and_prefixes_the_lin
     assert cors[0]["AllowedOrigins"] == [*ORIGINS, "http://127.0.0.1:8001", "http://localhost:8001"]
     assert settings.UPLOADS_CORS_ORIGINS == ORIGINS  # only the set-up saw the extra origins
     lines = out.getvalue().splitlines()
-    assert [line.split(" (")[0] for line in lines] == [
+    assert [line.split(" (")[0] for line in lines[:3]] == [
         f"partwise | bucket {fresh_bucket}: created",
         "partwise | CORS: created",
         "partwise | lifecycle: created",
     ]
+    # Then what the store probe found, prefixed as well.
+    assert "partwise | store profile: verifies: SHA256, CRC32C, MD5" in lines
+    assert all(line.startswith("partwise | ") for line in lines)
 
 
 def already_serving(port: int) -> str:
