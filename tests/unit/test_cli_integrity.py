@@ -22,9 +22,16 @@ from partwise_client.fingerprint import MiB, fingerprint
 from partwise_client.hashing import READ_BLOCK, Checksums, hash_range, part_checksum
 from partwise_client.planning import part_range
 from partwise_client.sessions import ALGORITHMS_FILE, remembered_algorithm, state_dir
-from partwise_client.transfer import MISMATCH_ROUNDS, Uploader
+from partwise_client.transfer import MISMATCH_ROUNDS
 from tests.support.fake_partwise import SERVER, FakePartwise
 from tests.unit.test_client_fake_schema import SCHEMA_FILE, check
+from tests.unit.test_client_sessions import uploader, write
+
+
+@pytest.fixture
+def six_parts(tmp_path):
+    return write(tmp_path / "f.bin", 5 * MiB + 100)
+
 
 HEADERS = {
     "SHA256": "x-amz-checksum-sha256",
@@ -33,22 +40,6 @@ HEADERS = {
 }
 LENGTHS = {"SHA256": 44, "CRC32C": 8, "MD5": 24}
 UNVERIFIED = "partwise: this store verifies no part checksum; the upload of {} is unverified"
-
-
-def write(path, size):
-    path.write_bytes(os.urandom(size))
-    return path
-
-
-def uploader(server, **options):
-    options.setdefault("part_size", server.part_size)
-    options.setdefault("lease_poll", 0.01)
-    return Uploader(server, **options)
-
-
-@pytest.fixture
-def six_parts(tmp_path):
-    return write(tmp_path / "f.bin", 5 * MiB + 100)
 
 
 def parts_of(path, upload):

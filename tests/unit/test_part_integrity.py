@@ -11,8 +11,10 @@ from tests.support.uploads import part_of, put_part, start
 from uploads import services
 from uploads.exceptions import PartMismatch
 from uploads.integrity import part_digest
+from uploads.models import StoreProfile as StoreProfileRow
 from uploads.models import Upload, UploadPart
 from uploads.parts import ReportedPart
+from uploads.selectors import forget_store_profile
 from uploads.storage.probe import probe_store
 
 Integrity = Upload.Integrity
@@ -75,13 +77,8 @@ def test_on_a_store_that_verifies_nothing_but_answers_md5_etags_completion_refus
 ):
     store_like("verifies-nothing")
     # (That fake's ETags are not MD5s; here S3 is moto, whose are: record such a store.)
-    from uploads.models import StoreProfile as Row
-
-    Row.objects.update(etag_is_md5=True)
-    services.record_store_profile  # noqa: B018  (the row was edited: drop the cached copy)
-    from uploads.selectors import forget_store_profile
-
-    forget_store_profile(storage)
+    StoreProfileRow.objects.update(etag_is_md5=True)
+    forget_store_profile(storage)  # the row was edited: drop the cached copy
     upload = start(user, checksum_algorithm="SHA256")
     assert (upload.checksum_algorithm, upload.integrity) == ("MD5", Integrity.ETAG)
     for number in (1, 3):
