@@ -1,7 +1,7 @@
 """A real Partwise server in a subprocess, for tests whose clients are other processes.
 
 `manage.py runserver --noreload` on a free loopback port, with its own SQLite file, its own
-var dir and settings pointing at a test SeaweedFS (tests/s3server.py), so a CLI subprocess,
+var dir and settings pointing at a test store (SeaweedFS, tests/s3server.py, or Ceph RGW), so a CLI subprocess,
 Schemathesis or Chromium talk to it over real HTTP exactly as in production, and nothing is
 shared with the pytest process (pytest-django's live_server shares an in-memory database
 between threads, which concurrent clients do not tolerate). Users, tokens and sessions are
@@ -65,7 +65,7 @@ class User:
 @dataclass
 class DjangoServer:
     workdir: Path
-    s3: SeaweedFS
+    s3: SeaweedFS  # or any store with endpoint, access_key and secret_key (a CephRGW)
     settings_module: str = "project.settings"
     port: int = field(default_factory=free_port)
     bucket: str = field(default_factory=lambda: f"pw-{uuid.uuid4().hex[:12]}")
@@ -73,6 +73,9 @@ class DjangoServer:
     users: dict[str, User] = field(default_factory=dict)
     # Settings on top of env(), e.g. AWS_S3_PUBLIC_ENDPOINT_URL of a fault proxy.
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Probe the store at start and record its profile (`manage.py probe_storage`), as
+    # `setup_storage` does in production: uploads then carry the digest the store verifies.
+    probe: bool = False
     # Empty: chosen at start, a SQLite file in workdir, or in the PostgreSQL pass a new
     # database on the test PostgreSQL server (tests/pg.py).
     database_url: str = ""
@@ -136,6 +139,8 @@ class DjangoServer:
         out = self.manage("shell", "--no-imports", "-c", argv + _SETUP)
         line = next(line for line in out.splitlines() if line.startswith("USERS="))
         self.users = {name: User(name, **values) for name, values in json.loads(line[6:]).items()}
+        if self.probe:
+            self.manage("probe_storage")
         return self.launch()
 
     def restart(self) -> DjangoServer:

@@ -16,6 +16,8 @@ forwarded:
                    connection instead of delivering it (the client never hears the outcome)
     hold_response  forward the request, read the answer, wait `seconds` (or until released),
                    then deliver it
+    corrupt        forward the request with the byte at `after_bytes` of its body flipped (the
+                   same length, other bytes: a part damaged in transit, past every length check)
     count          only count and record the request (with the target's answer status); unlike
                    the others, it lets the next matching rule act on the request too
 
@@ -45,7 +47,16 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-ACTIONS = ("reset", "stall", "delay", "error", "drop_response", "hold_response", "count")
+ACTIONS = (
+    "reset",
+    "stall",
+    "delay",
+    "error",
+    "drop_response",
+    "hold_response",
+    "corrupt",
+    "count",
+)
 MAX_HEAD = 64 * 1024  # a request or response head longer than this is refused
 MAX_CONNECTIONS = 64  # client connections served at once; more wait in the listen backlog
 MAX_WAIT = 120.0  # no stall, delay or hold lasts longer than this, whatever a rule says
@@ -87,8 +98,8 @@ class Rule:
         if not 0.0 <= self.fraction <= 1.0:
             raise ValueError("fraction must be between 0 and 1")
         self.name = self.name or self.action
-        if self.action == "reset":
-            self.after_bytes = max(0, self.after_bytes)  # a reset cuts somewhere in the body
+        if self.action in ("reset", "corrupt"):
+            self.after_bytes = max(0, self.after_bytes)  # a byte of the body, or the first
         self._pattern = re.compile(self.path) if self.path else None
 
     def matches(self, method: str, target: str) -> bool:
@@ -209,6 +220,11 @@ def _body_blocks(reader: _Reader, headers: list[tuple[str, str]], *, until_close
     if "content-length" in values:
         return reader.chunks(int(values["content-length"]))
     return reader.chunks(None if until_close else 0)
+
+
+def _flipped(block: bytes, index: int) -> bytes:
+    """`block` with every bit of its byte at `index` inverted."""
+    return block[:index] + bytes([block[index] ^ 0xFF]) + block[index + 1 :]
 
 
 def _reset(sock: socket.socket) -> None:
@@ -464,8 +480,13 @@ class FaultProxy:
             cut_at = None
             if rule is not None and action in ("reset", "stall") and rule.after_bytes >= 0:
                 cut_at = rule.after_bytes
+            corrupting = rule if rule is not None and action == "corrupt" else None
             sent = 0
             for block in body:
+                if corrupting and sent <= corrupting.after_bytes < sent + len(block):
+                    block = _flipped(block, corrupting.after_bytes - sent)
+                    self._record(Event(corrupting.name, request.method, request.target))
+                    corrupting = None
                 if cut_at is not None and sent + len(block) >= cut_at:
                     first, block = block[: cut_at - sent], block[cut_at - sent :]
                     upstream.sendall(first)

@@ -171,6 +171,19 @@ def test_a_dropped_answer_was_processed_by_the_target_and_is_kept_for_the_test(t
     assert (dropped.status, dropped.body) == (200, sha(b"abc").encode())
 
 
+@pytest.mark.parametrize("at", [0, 70_000, len(BODY) - 1], ids=["first", "middle", "last"])
+def test_a_corrupted_body_arrives_whole_with_one_byte_flipped(target, proxy, at):
+    proxy.add("corrupt", method="PUT", after_bytes=at, times=1)
+    damaged = BODY[:at] + bytes([BODY[at] ^ 0xFF]) + BODY[at + 1 :]
+
+    answer = requests.put(f"{proxy.url}/part", data=BODY, timeout=10)
+
+    assert answer.text == sha(damaged)  # what the target hashed: the same length, other bytes
+    assert target.received[0][2] == len(BODY)
+    assert proxy.counts["corrupt"] == 1
+    assert requests.put(f"{proxy.url}/part", data=BODY, timeout=10).text == sha(BODY)
+
+
 def test_a_stall_before_forwarding_delays_the_request_until_released(target, proxy):
     rule = proxy.add("stall", after_bytes=-1, seconds=0.5)
     started = time.monotonic()
