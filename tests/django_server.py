@@ -1,10 +1,10 @@
 """A real Partwise server in a subprocess, for tests whose clients are other processes.
 
 `manage.py runserver --noreload` on a free loopback port, with its own SQLite file, its own
-var dir and settings pointing at a test store (SeaweedFS, tests/s3server.py, or Ceph RGW), so a CLI subprocess,
-Schemathesis or Chromium talk to it over real HTTP exactly as in production, and nothing is
-shared with the pytest process (pytest-django's live_server shares an in-memory database
-between threads, which concurrent clients do not tolerate). Users, tokens and sessions are
+var dir and settings pointing at a test store (SeaweedFS, tests/s3server.py, or Ceph RGW), so a
+CLI subprocess, Schemathesis or Chromium talk to it over real HTTP exactly as in production, and
+nothing is shared with the pytest process (pytest-django's live_server shares an in-memory
+database between threads, which concurrent clients do not tolerate). Users, tokens and sessions are
 made by one `manage.py shell` script at start.
 """
 
