@@ -3,7 +3,8 @@
 `seaweedfs` starts one `weed mini` per test session (every module that imports the fixture
 shares it) on free ports with its own data dir and credentials; `real_s3` points Django's
 settings at it for one test, with a fresh bucket (CORS and lifecycle set by the same code as
-`setup_storage`). `client_of` is a plain boto3 client on a SeaweedFS, for reading what a server
+`setup_storage`); `probed_bucket_on` is the same on any store, with the store's probed profile
+known to the server. `client_of` is a plain boto3 client on a SeaweedFS, for reading what a server
 process wrote there as a consumer of the bucket would.
 """
 
@@ -15,9 +16,14 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from django.core.cache import cache
 
 from project.dev.seaweedfs import SeaweedFS
+from uploads import selectors
+from uploads.conf import upload_settings
+from uploads.integrity import StoreProfile
 from uploads.storage import MultipartStorage, get_storage, reset_storage
+from uploads.storage.probe import probe_store
 
 
 def client_of(s3: SeaweedFS) -> Any:
@@ -79,6 +85,23 @@ def bucket_on(server: Any, settings: Any) -> Iterator[MultipartStorage]:
     storage.create_bucket()
     yield storage
     reset_storage()
+
+
+# Each store's probe, run once per session (uploads/storage/probe.py): what it verifies.
+_profiles: dict[str, StoreProfile] = {}
+
+
+def probed_bucket_on(server: Any, settings: Any) -> Iterator[MultipartStorage]:
+    """`bucket_on`, with the store's probed profile known to the server (as `setup_storage`
+    records it) for this test."""
+    for storage in bucket_on(server, settings):
+        if server.endpoint not in _profiles:
+            prefix = upload_settings().key_prefix
+            _profiles[server.endpoint] = probe_store(storage, key_prefix=prefix).profile
+        # The cache is what uploads read the profile from (the autouse _fresh_cache fixture
+        # empties it after the test); no database row is needed for it.
+        cache.set(selectors._profile_cache_key(storage), _profiles[server.endpoint], None)
+        yield storage
 
 
 @pytest.fixture

@@ -8,17 +8,14 @@ about what only one of them does asks for `seaweedfs_s3` (or the `seaweedfs` ser
 from collections.abc import Iterator
 
 import pytest
-from django.core.cache import cache
 
-from tests.s3server import bucket_on, seaweedfs  # noqa: F401  (fixtures)
+from tests.s3server import bucket_on, probed_bucket_on, seaweedfs  # noqa: F401  (fixtures)
 from tests.support.ceph_rgw import ceph_rgw  # noqa: F401  (fixture)
 from tests.support.tiers import mark_tier
 from uploads import selectors
-from uploads.conf import upload_settings
-from uploads.integrity import ALGORITHMS, StoreProfile
+from uploads.integrity import ALGORITHMS
 from uploads.storage import MultipartStorage
 from uploads.storage.bucket import CHECKSUM_HEADERS
-from uploads.storage.probe import probe_store
 
 STORES = ["seaweedfs", "ceph_rgw"]
 
@@ -33,22 +30,11 @@ def s3_server(request):
     return request.getfixturevalue(request.param)
 
 
-# Each store's probe, run once per session (uploads/storage/probe.py): what it verifies.
-_profiles: dict[str, StoreProfile] = {}
-
-
 @pytest.fixture
 def real_s3(s3_server, settings) -> Iterator[MultipartStorage]:
     """A bucket of its own on each store, with the settings pointed at it, and the store's
-    probed profile known to the server (as `setup_storage` records it) for this test."""
-    for storage in bucket_on(s3_server, settings):
-        if s3_server.endpoint not in _profiles:
-            prefix = upload_settings().key_prefix
-            _profiles[s3_server.endpoint] = probe_store(storage, key_prefix=prefix).profile
-        # The cache is what uploads read the profile from (the autouse _fresh_cache fixture
-        # empties it after the test); no database row is needed for it.
-        cache.set(selectors._profile_cache_key(storage), _profiles[s3_server.endpoint], None)
-        yield storage
+    probed profile known to the server for this test."""
+    yield from probed_bucket_on(s3_server, settings)
 
 
 @pytest.fixture
