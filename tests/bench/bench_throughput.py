@@ -121,13 +121,27 @@ LOAD_SCRIPTS = r"""async ([modules, uppyCode]) => {
       clearInterval(sampler);
     }
   };
+  // A one-byte upload before a timed one: the page learns which digest the server chooses
+  // (UPLOADS_PART_INTEGRITY), so the timed upload hashes its first parts with it at once.
+  window.warmPartwise = async ({ token, ...options }) => {
+    const file = new File([new Uint8Array([1])], "warm.bin");
+    const handle = upload(file, { ...options, headers: { Authorization: `Token ${token}` } });
+    return (await handle.promise).status;
+  };
   await load(uppyCode);
   window.partwiseReady = true;
 }"""
 
 
 CONTENDERS = ("boto3", "boto3-sha256", "curl", "cli", "browser", "browser-nosha", "xhr", "uppy")
-IN_CHROMIUM = ("browser", "browser-nosha", "xhr", "uppy")
+# The clients again with the server choosing MD5 or CRC32C for every part (UPLOADS_PART_INTEGRITY,
+# gunicorn restarted between clients, outside the timing): what each digest costs beside SHA-256.
+BY_DIGEST = {
+    f"{client}-{digest}": (client, digest)
+    for client in ("cli", "browser")
+    for digest in ("md5", "crc32c")
+}
+IN_CHROMIUM = ("browser", "browser-nosha", "xhr", "uppy", "browser-md5", "browser-crc32c")
 
 
 def size_arg(text: str) -> int:
@@ -147,6 +161,8 @@ class Bench:
         self.results: list[dict] = []
         self._browser = None
         self._playwright = None
+        self._integrity = "auto"
+        self._warm_page = None
 
     # --- one measured run ------------------------------------------------------------------
     def run(self, name: str, upload) -> None:
@@ -176,6 +192,26 @@ class Bench:
             }
         )
         self.empty_bucket()
+
+    def prepare(self, name: str) -> None:
+        """Before a client's timed run: the server's part digest for it, a page that knows it."""
+        client, integrity = BY_DIGEST.get(name, (name, "auto"))
+        if integrity != self._integrity:
+            self.stack.django.extra_env["UPLOADS_PART_INTEGRITY"] = integrity
+            self.stack.django.restart()
+            self._integrity = integrity
+        if client == "browser" and integrity != "auto":
+            self._warm_page = self.page()
+            options = {"token": self.stack.token, **json.loads(self.args.browser_options)}
+            status = self._warm_page.evaluate("options => window.warmPartwise(options)", options)
+            if status != "completed":
+                raise RuntimeError(f"the warm-up upload ended {status}")
+            self.empty_bucket()
+        if client == "cli" and integrity != "auto":
+            warm = self.stack.tmp / "warm.bin"
+            warm.write_bytes(b"\x01")
+            self.cli(warm)
+            self.empty_bucket()
 
     def empty_bucket(self) -> None:
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
@@ -232,11 +268,14 @@ class Bench:
         self.check("bench/curl.bin")
         return None
 
-    def cli(self) -> float | None:
+    def cli(self, path: Path | None = None) -> float | None:
+        # Its own state directory per digest: the CLI asks each server for the digest it
+        # chose last (partwise_client/sessions.py), so each variant hashes its way at once.
+        state = self.stack.tmp / f"cli-state-{self._integrity}"
         command = [
             str(Path(sys.executable).parent / "partwise"),
             "upload",
-            str(self.path),
+            str(path or self.path),
             "--server",
             self.stack.django.url,
             "--token",
@@ -250,15 +289,20 @@ class Bench:
             "--quiet",
         ]
         result = subprocess.run(
-            command, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False
+            command,
+            env={**os.environ, "PARTWISE_STATE_DIR": str(state)},
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
+            check=False,
         )
         if result.returncode != 0:
             raise RuntimeError(f"partwise exited {result.returncode}: {result.stderr[-300:]}")
-        self.check_uploads()
+        self.check_uploads(path)
         return None
 
     def browser(self, extra: dict | None = None) -> float | None:
-        page = self.page()
+        page, self._warm_page = self._warm_page or self.page(), None
         started = time.perf_counter()
         outcome = page.evaluate(
             "options => window.runPartwise(options)",
@@ -335,12 +379,13 @@ class Bench:
         return seconds
 
     # --- checks ------------------------------------------------------------------------------
-    def check(self, key: str) -> None:
+    def check(self, key: str, size: int | None = None) -> None:
+        size = self.size if size is None else size
         stored = self.s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
-        if stored != self.size:
-            raise RuntimeError(f"{key} holds {stored} bytes, not {self.size}")
+        if stored != size:
+            raise RuntimeError(f"{key} holds {stored} bytes, not {size}")
 
-    def check_uploads(self) -> None:
+    def check_uploads(self, path: Path | None = None) -> None:
         keys = [
             item["Key"]
             for page in self.s3.get_paginator("list_objects_v2").paginate(
@@ -350,7 +395,7 @@ class Bench:
         ]
         if len(keys) != 1:
             raise RuntimeError(f"expected one completed object, found {keys}")
-        self.check(keys[0])
+        self.check(keys[0], (path or self.path).stat().st_size)
 
     # --- Chromium ----------------------------------------------------------------------------
     def page(self):
@@ -448,7 +493,11 @@ def report(bench: Bench) -> None:
         print(f"\nmedian of {max(rounds.values())} rounds:")
         for name, seconds in medians.items():
             ratio = f"{base / seconds:.2f}" if base else "-"
-            print(f"{name:12} {seconds:>8.1f} {size / 1e6 / seconds:>7.0f} {ratio:>8}")
+            line = f"{name:14} {seconds:>8.1f} {size / 1e6 / seconds:>7.0f} {ratio:>8}"
+            if name in BY_DIGEST and BY_DIGEST[name][0] in medians:
+                # The same client hashing SHA-256 (the server's choice on SeaweedFS), this run.
+                line += f"   {medians[BY_DIGEST[name][0]] / seconds:.2f} x the SHA-256 run"
+            print(line)
     print("\nDjango requests by route:")
     for result in bench.results:
         if result["routes"]:
@@ -461,7 +510,9 @@ def main() -> None:
     parser.add_argument("--size", type=size_arg, default=GiB, help="file size, e.g. 1G, 256M")
     parser.add_argument("--part-size", type=size_arg, default=8 * MiB)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--clients", default=",".join(CONTENDERS))
+    parser.add_argument(
+        "--clients", default=",".join(CONTENDERS), help=f"of {', '.join([*CONTENDERS, *BY_DIGEST])}"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="rounds over all clients")
     parser.add_argument("--sign-batch", type=int, default=0, help="browser signBatchSize")
     parser.add_argument(
@@ -487,12 +538,15 @@ def main() -> None:
             "xhr": bench.xhr,
             "uppy": bench.uppy,
         }
+        for name, (client, _) in BY_DIGEST.items():
+            available[name] = available[client]
         try:
             for _ in range(args.repeat):
                 for name in clients:
                     if name in IN_CHROMIUM and not CHROMIUM.exists():
                         print(f"skipping {name}: no Chromium at {CHROMIUM}")
                         continue
+                    bench.prepare(name)
                     bench.run(name, available[name])
                     last = bench.results[-1]
                     print(f"  {name}: {last['seconds']:.1f} s {last['note']}", flush=True)
