@@ -4,7 +4,7 @@ The second pass (`make test-postgres`) exists for what depends on the engine: lo
 constraints, races, query behaviour. A test that reaches no database that follows DATABASE_URL
 runs the same code on either engine, so running it twice proves nothing more; such a test
 carries the `engine_independent` marker and the PostgreSQL pass deselects it
-(`-m "not e2e and not engine_independent"`). The rule, applied here:
+(`-m "not e2e and not engine_independent and not other_store"`). The rule, applied here:
 
 * Unit tier: a test that asks for no database (no `django_db` mark, no `db`,
   `transactional_db`, `live_server`… fixture) gets the marker by itself. pytest-django refuses
