@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Any
 
 import google_crc32c  # hashlib has no CRC32C; this is Google's C implementation
 
@@ -32,3 +33,27 @@ def part_digest(algorithm: str, data: bytes | bytearray | memoryview) -> str:
     else:
         raise ValueError(f"unknown checksum algorithm {algorithm!r}: expected one of {ALGORITHMS}")
     return base64.b64encode(raw).decode()
+
+
+class Digest:
+    """`algorithm`'s digest of bytes fed piece by piece (a part too big to hold at once); its
+    `base64()` equals part_digest(algorithm, all the pieces)."""
+
+    def __init__(self, algorithm: str) -> None:
+        self._hash: Any
+        if algorithm == "SHA256":
+            self._hash = hashlib.sha256()
+        elif algorithm == "CRC32C":
+            self._hash = google_crc32c.Checksum()
+        elif algorithm == "MD5":
+            self._hash = hashlib.md5(usedforsecurity=False)  # S3's integrity check, not security
+        else:
+            raise ValueError(
+                f"unknown checksum algorithm {algorithm!r}: expected one of {ALGORITHMS}"
+            )
+
+    def update(self, data: bytes) -> None:
+        self._hash.update(data)
+
+    def base64(self) -> str:
+        return base64.b64encode(self._hash.digest()).decode()

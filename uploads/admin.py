@@ -106,12 +106,34 @@ class StaleFilter(admin.SimpleListFilter):
         return None
 
 
+class IntegrityFilter(admin.SimpleListFilter):
+    """Uploads whose parts nothing checked (the verify task re-hashes their objects)."""
+
+    title = "part integrity"
+    parameter_name = "integrity"
+
+    def lookups(self, request: HttpRequest, model_admin: UploadModelAdmin) -> list[tuple[str, str]]:
+        return [("unverified", "Unverified"), ("verified", "Verified")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Upload]) -> QuerySet[Upload] | None:
+        if self.value() == "unverified":
+            return queryset.filter(selectors.unverified())
+        if self.value() == "verified":
+            return queryset.exclude(selectors.unverified())
+        return None
+
+
 @admin.register(Upload)
 class UploadAdmin(UploadModelAdmin):
     # Fits a 1280 px screen beside the filters (tests/e2e/test_admin.py): the size is in the
     # progress column, the age under the last activity, S3's abort date under the expiry.
     list_display = ["upload", "owner", "status", "progress", "activity", "expires"]
-    list_filter = [StatusFilter, StaleFilter, ("owner", admin.RelatedOnlyFieldListFilter)]
+    list_filter = [
+        StatusFilter,
+        StaleFilter,
+        IntegrityFilter,
+        ("owner", admin.RelatedOnlyFieldListFilter),
+    ]
     # The key holds the upload's id (prefix/<id>/name), so searching it finds ids too.
     search_fields = ["filename", "key", "owner__username", "owner__email"]
     list_select_related = ["owner"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 # The one implementation of a part's digest as S3 takes it, shared with the CLI (the same
 # distribution ships both) and checked against tests/vectors/digests.json, as the browser's is.
-from partwise_client.digests import part_digest  # noqa: F401  (re-exported)
+from partwise_client.digests import Digest, part_digest  # noqa: F401  (re-exported)
 
 SHA256 = "SHA256"
 CRC32C = "CRC32C"

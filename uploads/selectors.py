@@ -44,6 +44,7 @@ __all__ = [
     "stale_uploads",
     "status_counts",
     "stored_parts",
+    "unverified",
     "uploads_of",
     "with_parts",
 ]
@@ -136,6 +137,12 @@ def with_parts(upload: Upload) -> Upload:
     # Django's own prefetch cache (what prefetch_related fills), which the stubs do not declare.
     upload._prefetched_objects_cache = {"parts": UploadPart.objects.filter(upload=upload)}  # type: ignore[attr-defined]
     return upload
+
+
+def unverified() -> Q:
+    """Uploads whose parts nothing checked (Upload.unverified): rows that recorded it, and
+    older rows that carry no part digest."""
+    return Q(integrity=Upload.Integrity.NONE) | Q(integrity="", checksum_algorithm="")
 
 
 def stale(now: datetime | None = None) -> Q:

@@ -15,6 +15,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from ..exceptions import PartMismatch, StorageFailed, UploadGone
+from ..integrity import Digest
 from ..models import Upload, UploadPart
 from ..storage import MultipartStorage, StoredObject, get_storage
 from .cleanup import BatchResult
@@ -29,13 +30,19 @@ def verify_upload(upload: Upload, *, storage: MultipartStorage | None = None) ->
     """Check a completed upload's object again and record the result.
 
     HEAD the object: it must exist with the recorded size and ETag and, when known, the
-    checksum (the recorded one, and the one the signed part checksums compose to). A mismatch
+    checksum (the recorded one, and the one the signed part checksums compose to). An
+    unverified upload (nothing checked its parts' bytes) is also read back and each part
+    re-hashed against the digest its client computed. A mismatch
     marks the upload failed with the reason, which the admin lists. Other statuses are left
     alone.
     """
     if upload.status != Status.COMPLETED:
         return upload
-    problem = _verification_problem(upload, (storage or get_storage()).head_object(upload.key))
+    storage = storage or get_storage()
+    problem = _verification_problem(upload, storage.head_object(upload.key))
+    if problem is None and upload.unverified:
+        # Neither the store nor completion checked the parts' bytes: read them back once.
+        problem = _rehash_problem(upload, storage)
     now = timezone.now()
     if problem is None:
         Upload.objects.filter(pk=upload.pk, status=Status.COMPLETED).update(
@@ -66,6 +73,43 @@ def _verification_problem(upload: Upload, stored: StoredObject | None) -> str | 
         for expected in (upload.checksum, composite_checksum(upload)):
             if expected and _digest_of(expected) != _digest_of(stored.checksum):
                 return "The object's SHA-256 checksum does not match its parts' checksums."
+    return None
+
+
+REHASH_CHUNK = 8 * 1024 * 1024  # bytes read from S3 at a time when re-hashing an object
+
+
+def _rehash_problem(
+    upload: Upload, storage: MultipartStorage, *, chunk_size: int = REHASH_CHUNK
+) -> str | None:
+    """Hash an unverified upload's object part by part, streamed, and compare each part with
+    the digest its client computed; None when every part matches or nothing was recorded to
+    compare with (no digest: the client asked for none, or UPLOADS_PART_INTEGRITY=none)."""
+    algorithm = upload.checksum_algorithm
+    parts = list(
+        UploadPart.objects.filter(upload=upload)
+        .order_by("number")
+        .values_list("number", "size", "checksum")
+    )
+    if not algorithm or not parts or any(not sum_ or size is None for _, size, sum_ in parts):
+        return None
+    chunks = storage.read_object(upload.key, chunk_size=chunk_size)
+    pending = b""
+    for number, size, checksum in parts:
+        digest, left = Digest(algorithm), size or 0
+        while left:
+            if not pending:
+                pending = next(chunks, b"")
+                if not pending:
+                    return f"The object ends before part {number}: it is corrupt."
+            piece, pending = pending[:left], pending[left:]
+            digest.update(piece)
+            left -= len(piece)
+        if digest.base64() != checksum:
+            return (
+                f"Part {number}'s bytes in storage differ from the digest its client "
+                "computed: the object is corrupt."
+            )
     return None
 
 

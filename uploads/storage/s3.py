@@ -370,6 +370,16 @@ class MultipartStorage:
             checksum=_stored_checksum(response),
         )
 
+    def read_object(self, key: str, *, chunk_size: int = 8 * 1024 * 1024) -> Iterator[bytes]:
+        """The object's bytes, in chunks of at most `chunk_size`: never all in memory.
+        UploadGone when there is no object at `key`."""
+        with _translated("GetObject"):
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            try:
+                yield from body.iter_chunks(chunk_size)
+            finally:
+                body.close()
+
     def presign_get_object(
         self,
         key: str,
