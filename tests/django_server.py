@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -52,6 +53,21 @@ for name in ("alice", "mallory"):
     session.create()
     users[name] = {"token": key, "session": session.session_key}
 print("USERS=" + json.dumps(users))
+"""
+
+
+# Users without a password (no slow hashing), each with a token: for many-client tests.
+_TOKENS = """
+import json, sys
+from django.contrib.auth import get_user_model
+from uploads.tokens.models import ApiToken
+
+prefix, count = sys.argv[1], int(sys.argv[2])
+keys = []
+for n in range(count):
+    user = get_user_model().objects.create_user(f"{prefix}{n}")
+    keys.append(ApiToken.issue(user, name=prefix)[1])
+print("KEYS=" + json.dumps(keys))
 """
 
 
@@ -128,6 +144,12 @@ class DjangoServer:
             raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
+    def tokens_for_new_users(self, count: int, prefix: str) -> list[str]:
+        """Make `count` users named prefix0, prefix1, …; one API token key each."""
+        argv = f"import sys; sys.argv[1:] = [{prefix!r}, {str(count)!r}]\n"
+        out = self.manage("shell", "--no-imports", "-c", argv + _TOKENS)
+        return list(json.loads(next(ln for ln in out.splitlines() if ln.startswith("KEYS="))[5:]))
+
     def start(self) -> DjangoServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not self.database_url:
@@ -147,6 +169,22 @@ class DjangoServer:
         """Stop the server and start it again on the same port and database (a deploy, a crash)."""
         self.stop()
         return self.launch()
+
+    def another_node(self, workdir: Path) -> DjangoServer:
+        """A second server process on this one's database, bucket, key and users (started):
+        another node behind the same load balancer."""
+        node = replace(self, workdir=workdir, port=free_port(), process=None, _log=None)
+        node.workdir.mkdir(parents=True, exist_ok=True)
+        return node.launch()
+
+    def kill(self) -> None:
+        """SIGKILL the server and every worker it forked, as when its machine dies."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: the group is its own
+            self.process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def launch(self) -> DjangoServer:
         """Start runserver on the prepared database and wait until it answers."""

@@ -69,6 +69,26 @@ def _bindable(port: int) -> bool:
         return True
 
 
+def free_http_ports(count: int) -> list[int]:
+    """`count` distinct free HTTP ports whose gRPC twins (port + 10000) are free too.
+
+    Both lie below the kernel's ephemeral range: a port picked inside it can be taken by any
+    outgoing connection between the pick and `weed` binding it (CI saw `weed mini` exit on such
+    a clash), while a port below it is only ever taken by an explicit bind.
+    """
+    ceiling = _ephemeral_floor() - GRPC_OFFSET
+    rng = random.SystemRandom()
+    values: list[int] = []
+    while len(values) < count:
+        port = rng.randrange(FREE_PORTS_FLOOR, ceiling)
+        taken = {v for chosen in values for v in (chosen, chosen + GRPC_OFFSET)}
+        if {port, port + GRPC_OFFSET} & taken:
+            continue
+        if _bindable(port) and _bindable(port + GRPC_OFFSET):
+            values.append(port)
+    return values
+
+
 @dataclass
 class Ports:
     s3: int = 8333
@@ -80,23 +100,8 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        """Six free HTTP ports whose gRPC twins (port + 10000) are free too.
-
-        Both lie below the kernel's ephemeral range: a port picked inside it can be taken by
-        any outgoing connection between the pick and `weed` binding it (CI saw `weed mini`
-        exit on such a clash), while a port below it is only ever taken by an explicit bind.
-        """
-        ceiling = _ephemeral_floor() - GRPC_OFFSET
-        rng = random.SystemRandom()
-        values: list[int] = []
-        while len(values) < 6:
-            port = rng.randrange(FREE_PORTS_FLOOR, ceiling)
-            taken = {v for chosen in values for v in (chosen, chosen + GRPC_OFFSET)}
-            if {port, port + GRPC_OFFSET} & taken:
-                continue
-            if _bindable(port) and _bindable(port + GRPC_OFFSET):
-                values.append(port)
-        return cls(*values)
+        """Six free HTTP ports whose gRPC twins are free too (`free_http_ports`)."""
+        return cls(*free_http_ports(6))
 
 
 # What `weed mini` logs when a port it was given is taken: its own check before starting, or

@@ -41,18 +41,6 @@ CLIENTS = 50
 UPLOADS_PER_CLIENT = 20
 ENDPOINTS = ("create", "sign", "put (S3)", "report", "complete")
 
-_USERS = """
-import json
-from django.contrib.auth import get_user_model
-from uploads.tokens.models import ApiToken
-
-keys = []
-for n in range({count}):
-    user = get_user_model().objects.create_user(f"load{{n}}")  # no password: no slow hashing
-    keys.append(ApiToken.issue(user, name="load")[1])
-print("KEYS=" + json.dumps(keys))
-"""
-
 
 @dataclass
 class Tally:
@@ -179,9 +167,7 @@ def test_fifty_clients_upload_a_thousand_files_with_no_5xx_and_every_byte_intact
 ):
     server = GunicornServer(tmp_path / "server", seaweedfs, workers=3, threads=8).start()
     try:
-        script = _USERS.format(count=CLIENTS)
-        out = server.manage("shell", "--no-imports", "-c", script)
-        keys = json.loads(next(line for line in out.splitlines() if line.startswith("KEYS="))[5:])
+        keys = server.tokens_for_new_users(CLIENTS, prefix="load")
         tally = Tally()
 
         started = time.perf_counter()

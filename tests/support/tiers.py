@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parents[1]
-TIERS = ("unit", "integration", "e2e", "reliability")
+TIERS = ("unit", "integration", "e2e", "reliability", "topology")
 
 
 def tier_of(path: Path) -> str | None:
