@@ -8,6 +8,8 @@ from drf_spectacular.views import (
     SpectacularSwaggerView,
 )
 
+from project.health import health
+
 
 def favicon(request: HttpRequest) -> HttpResponseRedirect:
     """/favicon.ico, which browsers ask for on every page (the admin's and the docs' too)."""
@@ -27,6 +29,7 @@ urlpatterns = [
         name="redoc",
     ),
     path("favicon.ico", favicon),
+    path("health/", health, name="health"),
     # Last: the docs' routes above sit under api/, where the app's catch-all would answer them.
     path("", include("uploads.urls")),
 ]

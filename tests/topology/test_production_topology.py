@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from partwise_client import PartwiseApi, PartwiseError, Uploader
 from tests import pg
@@ -160,6 +161,14 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
     }
 
 
+def healthy(node_url: str) -> bool:
+    """What a load balancer's health check sees (GET /health/, docs/deployment.md)."""
+    try:
+        return requests.get(f"{node_url}/health/", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def verifications(topology: Topology) -> dict[str, list[str]]:
     out = topology.nodes[0].manage("shell", "--no-imports", "-c", _VERIFICATIONS)
     values: dict[str, list[str]] = json.loads(
@@ -246,11 +255,13 @@ def test_uploads_survive_a_dead_django_node_and_a_dead_volume_server_with_every_
         }
         (tmp_path / "topology-figures.json").write_text(json.dumps(figures, indent=2))
         print_figures(figures)
+        health = [healthy(node.url) for node in topology.nodes]
         logs = topology.logs()
     finally:
         topology.stop()
 
     assert run.chaos_error == "", run.chaos_error
+    assert health == [True, True], "a node did not come back healthy"
     assert set(run.events) >= {"node 1 killed", "node 1 back", "volume 2 killed", "volume 2 back"}
     assert topology.front.skipped, "node 1's death was never met: the scenario proved nothing"
     assert corrupted == []

@@ -20,6 +20,7 @@ SITE = {
     ("schema", ()): "/api/schema/",
     ("docs", ()): "/api/docs/",
     ("redoc", ()): "/api/redoc/",
+    ("health", ()): "/health/",
 }
 
 
