@@ -231,6 +231,8 @@ UPLOADS_CORS_ORIGINS = env.list(
 # A multipart upload under the prefix with no live row is an orphan; the sweep aborts it only
 # once it is older than this, so an upload whose row is being written is never taken for one.
 UPLOADS_ORPHAN_GRACE = env.int("UPLOADS_ORPHAN_GRACE", default=24 * 3600)
+# A settled upload's part rows are pruned this long after it settled (docs/scaling.md).
+UPLOADS_PARTS_KEPT_FOR = env.int("UPLOADS_PARTS_KEPT_FOR", default=7 * 24 * 3600)
 # Optional: POST a JSON event here when an upload completes, signed as Standard Webhooks says
 # with the secret, a `whsec_…` one (README's "Completion webhook").
 UPLOADS_WEBHOOK_URL = env.str("UPLOADS_WEBHOOK_URL", default="")
@@ -271,6 +273,11 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-orphans": {
         "task": "uploads.tasks.reconcile_orphans",
         "schedule": timedelta(hours=1),
+    },
+    # Part rows are the largest table; those of uploads settled past UPLOADS_PARTS_KEPT_FOR go.
+    "prune-settled-parts": {
+        "task": "uploads.tasks.prune_settled_parts",
+        "schedule": timedelta(hours=6),
     },
 }
 

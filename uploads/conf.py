@@ -26,6 +26,7 @@ KNOWN_SETTINGS = frozenset(
         "UPLOADS_SESSION_IDLE",
         "UPLOADS_CORS_ORIGINS",
         "UPLOADS_ORPHAN_GRACE",
+        "UPLOADS_PARTS_KEPT_FOR",
         "UPLOADS_WEBHOOK_URL",
         "UPLOADS_WEBHOOK_SECRET",
         "UPLOADS_USER_MAX_OPEN_UPLOADS",
@@ -54,6 +55,10 @@ DEFAULTS: dict[str, Any] = {
     # No browser origin: a host names the origins its pages are served from.
     "UPLOADS_CORS_ORIGINS": [],
     "UPLOADS_ORPHAN_GRACE": 24 * 3600,
+    # How long a settled upload (completed and verified, aborted, expired) keeps all its part
+    # rows; then `prune_settled_parts` deletes them, keeping a completed upload's first and
+    # last part, which clients hash to prove a local file is the one uploaded.
+    "UPLOADS_PARTS_KEPT_FOR": 7 * 24 * 3600,
     "UPLOADS_WEBHOOK_URL": "",
     "UPLOADS_WEBHOOK_SECRET": "",
     "UPLOADS_USER_MAX_OPEN_UPLOADS": 100,
@@ -87,6 +92,7 @@ class UploadSettings:
     session_idle: int
     cors_origins: tuple[str, ...]
     orphan_grace: int
+    parts_kept_for: int
     webhook_url: str
     webhook_secret: str
     user_max_open_uploads: int
@@ -111,6 +117,7 @@ def upload_settings() -> UploadSettings:
         session_idle=_setting("UPLOADS_SESSION_IDLE"),
         cors_origins=tuple(_setting("UPLOADS_CORS_ORIGINS")),
         orphan_grace=_setting("UPLOADS_ORPHAN_GRACE"),
+        parts_kept_for=_setting("UPLOADS_PARTS_KEPT_FOR"),
         webhook_url=_setting("UPLOADS_WEBHOOK_URL"),
         webhook_secret=_setting("UPLOADS_WEBHOOK_SECRET"),
         user_max_open_uploads=_setting("UPLOADS_USER_MAX_OPEN_UPLOADS"),

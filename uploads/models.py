@@ -92,11 +92,19 @@ class Upload(models.Model):
     # and checksum compared with what was recorded; a mismatch also marks the upload failed.
     verification = models.CharField(max_length=16, choices=Verification.choices, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
+    # When `prune_settled_parts` deleted the part rows it does not keep (docs/scaling.md).
+    parts_pruned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["owner", "-created_at"], name="upload_owner_recent"),
+            # The pruning sweep's look-up: settled uploads not pruned yet, oldest first.
+            models.Index(
+                fields=["status", "updated_at"],
+                condition=Q(parts_pruned_at__isnull=True),
+                name="upload_parts_to_prune",
+            ),
             models.Index(fields=["owner", "fingerprint"], name="upload_owner_fingerprint"),
             models.Index(fields=["status", "expires_at"], name="upload_status_expiry"),
         ]

@@ -1,7 +1,8 @@
 """Celery tasks: each fetches what it needs and calls one service (or the webhook sender).
 
 Retries and logging live here; every rule lives in the services, which tests call directly.
-`expire_stale_uploads` and `reconcile_orphans` run from beat (CELERY_BEAT_SCHEDULE in settings).
+`expire_stale_uploads`, `reconcile_orphans` and `prune_settled_parts` run from beat
+(CELERY_BEAT_SCHEDULE in settings).
 `verify_upload` and `deliver_webhook` are queued by the `upload_completed` receivers below:
 services send the signal once a completion commits and never import this module.
 """
@@ -51,6 +52,12 @@ def expire_stale_uploads() -> int:
 def reconcile_orphans() -> int:
     """Abort orphaned S3 uploads older than UPLOADS_ORPHAN_GRACE; returns how many."""
     return len(services.reconcile_orphans())
+
+
+@shared_task
+def prune_settled_parts() -> int:
+    """Delete the part rows of uploads settled past UPLOADS_PARTS_KEPT_FOR; returns how many."""
+    return services.prune_settled_parts().parts
 
 
 @shared_task(

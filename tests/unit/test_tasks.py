@@ -101,7 +101,11 @@ def test_the_beat_schedule_names_registered_tasks():
     schedule = django_settings.CELERY_BEAT_SCHEDULE
     names = {entry["task"] for entry in schedule.values()}
 
-    assert names == {"uploads.tasks.expire_stale_uploads", "uploads.tasks.reconcile_orphans"}
+    assert names == {
+        "uploads.tasks.expire_stale_uploads",
+        "uploads.tasks.reconcile_orphans",
+        "uploads.tasks.prune_settled_parts",
+    }
     assert names <= set(celery_app.tasks)
 
 

@@ -18,12 +18,14 @@ from ..parts import PartToSign, ReportedPart, SignedPart
 from .cleanup import (
     BatchResult,
     Orphan,
+    PruneResult,
     abort_orphans,
     abort_upload,
     abort_uploads,
     expire_stale_uploads,
     extend_expiry,
     find_orphans,
+    prune_settled_parts,
     reconcile_orphans,
 )
 from .completion import complete_upload, record_parts_and_complete
@@ -72,6 +74,7 @@ __all__ = [
     "Operator",
     "Orphan",
     "PartToSign",
+    "PruneResult",
     "ReportedPart",
     "SignBatch",
     "SignedPart",
@@ -94,6 +97,7 @@ __all__ = [
     "extend_expiry",
     "find_orphans",
     "probe_and_record_store",
+    "prune_settled_parts",
     "reconcile_orphans",
     "reconcile_upload",
     "reconcile_uploads",

@@ -1,4 +1,5 @@
-"""Cleanup: cancel uploads, expire stale ones, sweep orphans, and the operators' batch actions.
+"""Cleanup: cancel uploads, expire stale ones, sweep orphans, prune settled uploads' part rows,
+and the operators' batch actions.
 
 The admin, the Celery tasks and `cleanup_uploads` call these. Cleanup only ever aborts
 multipart uploads under UPLOADS_KEY_PREFIX, and AbortMultipartUpload never deletes a finished
@@ -15,13 +16,13 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from ..conf import upload_settings
 from ..exceptions import InvalidInput, StorageFailed, UploadConflict, UploadGone
-from ..models import Upload
+from ..models import Upload, UploadPart, UploadSession
 from ..selectors import stale, stale_uploads
 from ..storage import MultipartStorage, get_storage, lifecycle_abort_date
 from .state import EXPIRABLE, OPERATOR, OWNING, Actor, Status, require_owner, transition
@@ -291,3 +292,50 @@ def extend_expiry(
             extended.append(upload)
         Upload.objects.bulk_update(extended, ["expires_at"])
     return ExpiryExtension(extended=len(extended), capped=capped, at_lifecycle_limit=at_limit)
+
+
+# Uploads per pruning statement: each DELETE stays short, whatever the backlog.
+_PRUNE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    uploads: int
+    parts: int
+
+
+def prune_settled_parts(*, now: datetime | None = None, batch: int = _PRUNE_BATCH) -> PruneResult:
+    """Delete the part and session rows of uploads settled longer than UPLOADS_PARTS_KEPT_FOR.
+
+    Part rows are the largest table (one per part, ~420 B each: docs/scaling.md) and serve an
+    upload while it is open. Once it is settled they matter no more, except a completed
+    upload's first and last part, kept: clients hash one of its parts to prove that a local
+    file is the one uploaded (a lookalike with the same fingerprint is refused), and the API
+    and admin still show them. Settled means completed *and* verified ok (a failed or pending
+    verification keeps everything for the re-hash and for operators), or aborted, expired or
+    deleted. Each upload is pruned once (`parts_pruned_at`); `parts_uploaded` and
+    `bytes_uploaded` keep the totals. Runs in batches of `batch` uploads until none is left.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=upload_settings().parts_kept_for)
+    settled = Upload.objects.filter(parts_pruned_at__isnull=True).filter(
+        Q(status=Status.COMPLETED, verification=Upload.Verification.OK, completed_at__lt=cutoff)
+        | Q(status__in=[Status.ABORTED, Status.EXPIRED, Status.DELETED], updated_at__lt=cutoff)
+    )
+    uploads = parts = 0
+    while True:
+        chunk = list(settled.order_by("updated_at").values_list("pk", "status")[:batch])
+        if not chunk:
+            return PruneResult(uploads, parts)
+        ids = [pk for pk, _ in chunk]
+        completed = [pk for pk, status in chunk if status == Status.COMPLETED]
+        with transaction.atomic():
+            proofs = Q(upload_id__in=completed) & (
+                Q(number=1)
+                | Q(number=F("upload__part_count"))
+                | Q(number=F("upload__parts_uploaded"))
+            )
+            deleted, _ = UploadPart.objects.filter(upload_id__in=ids).exclude(proofs).delete()
+            UploadSession.objects.filter(upload_id__in=ids).delete()
+            Upload.objects.filter(pk__in=ids).update(parts_pruned_at=now)
+        uploads, parts = uploads + len(ids), parts + deleted

@@ -1,8 +1,9 @@
-"""`manage.py cleanup_uploads`: expiry and the orphan sweep, for those who run cron, not beat.
+"""`manage.py cleanup_uploads`: expiry, the orphan sweep and part pruning, for cron, not beat.
 
-The same two services the Celery beat runs: uploads inactive past their expiry are aborted in
-S3 and marked expired, then orphaned multipart uploads under UPLOADS_KEY_PREFIX older than the
-grace period are aborted. Prints one line per upload it aborted; `--dry-run` only prints.
+The same services the Celery beat runs: uploads inactive past their expiry are aborted in S3
+and marked expired, then orphaned multipart uploads under UPLOADS_KEY_PREFIX older than the
+grace period are aborted, then the part rows of uploads settled past UPLOADS_PARTS_KEPT_FOR are
+pruned. Prints one line per upload it aborted; `--dry-run` only prints (and prunes nothing).
 """
 
 from __future__ import annotations
@@ -61,3 +62,8 @@ class Command(BaseCommand):
             )
         summary = f"{len(expired)} expired uploads and {len(orphans)} orphans"
         self.stdout.write(f"{summary} {'would be aborted' if dry_run else 'aborted'}.")
+        if not dry_run:
+            pruned = services.prune_settled_parts()
+            self.stdout.write(
+                f"pruned {pruned.parts} part rows of {pruned.uploads} settled uploads."
+            )
