@@ -274,6 +274,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "uploads.tasks.reconcile_orphans",
         "schedule": timedelta(hours=1),
     },
+    # A verification whose task was lost (a broker restart) is queued again after an hour.
+    "verify-overdue-uploads": {
+        "task": "uploads.tasks.verify_overdue_uploads",
+        "schedule": timedelta(hours=1),
+    },
     # Part rows are the largest table; those of uploads settled past UPLOADS_PARTS_KEPT_FOR go.
     "prune-settled-parts": {
         "task": "uploads.tasks.prune_settled_parts",

@@ -105,6 +105,12 @@ class Upload(models.Model):
                 condition=Q(parts_pruned_at__isnull=True),
                 name="upload_parts_to_prune",
             ),
+            # The overdue-verification sweep's look-up: completed, never verified.
+            models.Index(
+                fields=["completed_at"],
+                condition=Q(status="completed", verification=""),
+                name="upload_verification_due",
+            ),
             models.Index(fields=["owner", "fingerprint"], name="upload_owner_fingerprint"),
             models.Index(fields=["status", "expires_at"], name="upload_status_expiry"),
         ]

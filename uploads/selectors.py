@@ -46,6 +46,7 @@ __all__ = [
     "stored_parts",
     "unverified",
     "uploads_of",
+    "verification_overdue",
     "with_parts",
 ]
 
@@ -143,6 +144,20 @@ def unverified() -> Q:
     """Uploads whose parts nothing checked (Upload.unverified): rows that recorded it, and
     older rows that carry no part digest."""
     return Q(integrity=Upload.Integrity.NONE) | Q(integrity="", checksum_algorithm="")
+
+
+# A completed upload is verified seconds after completion; one still unverified an hour later
+# lost its task (a broker restart, a worker killed past its retries).
+VERIFICATION_OVERDUE_AFTER = timedelta(hours=1)
+
+
+def verification_overdue(now: datetime | None = None, *, limit: int = 1000) -> list[str]:
+    """Ids of completed uploads whose verification never ran, oldest first (at most `limit`)."""
+    cutoff = (now or timezone.now()) - VERIFICATION_OVERDUE_AFTER
+    overdue = Upload.objects.filter(
+        status=Status.COMPLETED, verification="", completed_at__lt=cutoff
+    ).order_by("completed_at")
+    return [str(pk) for pk in overdue.values_list("pk", flat=True)[:limit]]
 
 
 def stale(now: datetime | None = None) -> Q:

@@ -1,8 +1,8 @@
 """Celery tasks: each fetches what it needs and calls one service (or the webhook sender).
 
 Retries and logging live here; every rule lives in the services, which tests call directly.
-`expire_stale_uploads`, `reconcile_orphans` and `prune_settled_parts` run from beat
-(CELERY_BEAT_SCHEDULE in settings).
+`expire_stale_uploads`, `reconcile_orphans`, `prune_settled_parts` and
+`verify_overdue_uploads` run from beat (CELERY_BEAT_SCHEDULE in settings).
 `verify_upload` and `deliver_webhook` are queued by the `upload_completed` receivers below:
 services send the signal once a completion commits and never import this module.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from celery import shared_task
 from django.dispatch import receiver
 
-from . import services, webhooks
+from . import selectors, services, webhooks
 from .conf import upload_settings
 from .exceptions import StorageBusy, StorageUnreachable, WebhookFailed
 from .models import Upload
@@ -52,6 +52,15 @@ def expire_stale_uploads() -> int:
 def reconcile_orphans() -> int:
     """Abort orphaned S3 uploads older than UPLOADS_ORPHAN_GRACE; returns how many."""
     return len(services.reconcile_orphans())
+
+
+@shared_task
+def verify_overdue_uploads() -> int:
+    """Queue verification again for completed uploads whose task was lost; returns how many."""
+    overdue = selectors.verification_overdue()
+    for upload_id in overdue:
+        verify_upload.delay(upload_id)
+    return len(overdue)
 
 
 @shared_task

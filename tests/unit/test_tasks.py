@@ -11,7 +11,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from project.celery import app as celery_app
-from tests.factories import start_in_s3
+from tests.factories import UploadFactory, start_in_s3
 from tests.support.s3_faults import s3_error
 from tests.webhook_receiver import WebhookReceiver, running_receiver
 from uploads import services, tasks
@@ -105,6 +105,7 @@ def test_the_beat_schedule_names_registered_tasks():
         "uploads.tasks.expire_stale_uploads",
         "uploads.tasks.reconcile_orphans",
         "uploads.tasks.prune_settled_parts",
+        "uploads.tasks.verify_overdue_uploads",
     }
     assert names <= set(celery_app.tasks)
 
@@ -316,3 +317,20 @@ def test_an_unreachable_webhook_raises_for_a_retry(settings):
 
     with pytest.raises(WebhookFailed, match="could not be reached"):
         tasks.deliver_webhook(event())
+
+
+# --- verification whose task was lost --------------------------------------------------------
+def test_a_completed_upload_left_unverified_for_an_hour_is_queued_for_verification_again(
+    db, monkeypatch
+):
+    queued: list[str] = []
+    monkeypatch.setattr(tasks.verify_upload, "delay", queued.append)
+    an_hour_ago = timezone.now() - timedelta(hours=1, minutes=1)
+    lost = UploadFactory(completed=True, completed_at=an_hour_ago)
+    UploadFactory(completed=True)  # its task may still be on its way
+    UploadFactory(completed=True, completed_at=an_hour_ago, verification="ok")
+    UploadFactory(completed=True, completed_at=an_hour_ago, verification="mismatch")
+    UploadFactory(status="uploading")
+
+    assert tasks.verify_overdue_uploads() == 1
+    assert queued == [str(lost.pk)]
