@@ -5,11 +5,13 @@ the SQLite one; in CI (CI set) a PostgreSQL pass without Redis is an error, not 
 """
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
 from tests import pg
 from tests.support.tiers import mark_tier, tier_of
+from tests.support.topology import Topology
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -19,3 +21,13 @@ def pytest_collection_modifyitems(items) -> None:
         raise pytest.UsageError(
             f"the topology tier needs Redis in CI: set {pg.REDIS_URL_VARIABLE} (.ci/run does)"
         )
+
+
+@pytest.fixture
+def topology(tmp_path) -> Iterator[Topology]:
+    """docs/deployment.md's reference layout, started on loopback; stopped after the test."""
+    started = Topology(tmp_path / "topology", pg.redis_url()).start()
+    try:
+        yield started
+    finally:
+        started.stop()

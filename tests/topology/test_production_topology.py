@@ -178,87 +178,84 @@ def verifications(topology: Topology) -> dict[str, list[str]]:
 
 
 def test_uploads_survive_a_dead_django_node_and_a_dead_volume_server_with_every_byte_intact(
-    tmp_path,
+    topology: Topology, tmp_path
 ):
-    topology = Topology(tmp_path / "topology", pg.redis_url()).start()
-    try:
-        assert topology.front is not None
-        node = topology.nodes[0]
-        keys = node.tokens_for_new_users(CLIENTS, prefix="topology")
-        files = tmp_path / "files"
-        files.mkdir()
-        run = Run()
-        chaos_thread = threading.Thread(target=chaos, args=(topology, run), daemon=True)
-        chaos_thread.start()
-        with ThreadPoolExecutor(CLIENTS) as pool:
-            for future in [
-                pool.submit(run_client, topology.front.url, key, n, files, run)
-                for n, key in enumerate(keys)
-            ]:
-                future.result()
-        run.mark("clients done")
-        chaos_thread.join(CHAOS_TIMEOUT)
-        wall = time.perf_counter() - run.started
+    assert topology.front is not None
+    assert topology.worker is not None
+    node = topology.nodes[0]
+    keys = node.tokens_for_new_users(CLIENTS, prefix="topology")
+    files = tmp_path / "files"
+    files.mkdir()
+    run = Run()
+    chaos_thread = threading.Thread(target=chaos, args=(topology, run), daemon=True)
+    chaos_thread.start()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        for future in [
+            pool.submit(run_client, topology.front.url, key, n, files, run)
+            for n, key in enumerate(keys)
+        ]:
+            future.result()
+    run.mark("clients done")
+    chaos_thread.join(CHAOS_TIMEOUT)
+    wall = time.perf_counter() - run.started
 
-        # Every completed object, read back from the cluster, is the file that was sent.
-        s3 = client_of(topology.cluster)  # type: ignore[arg-type]
-        corrupted = []
-        for upload, sha256, size in run.completed:
-            body = s3.get_object(Bucket=node.bucket, Key=upload["key"])["Body"].read()
-            if hashlib.sha256(body).hexdigest() != sha256 or len(body) != size:
-                corrupted.append(upload["id"])
+    # Every completed object, read back from the cluster, is the file that was sent.
+    s3 = client_of(topology.cluster)  # type: ignore[arg-type]
+    corrupted = []
+    for upload, sha256, size in run.completed:
+        body = s3.get_object(Bucket=node.bucket, Key=upload["key"])["Body"].read()
+        if hashlib.sha256(body).hexdigest() != sha256 or len(body) != size:
+            corrupted.append(upload["id"])
 
-        # The worker verifies every completed upload (an event per upload: its row says so).
-        completed_ids = {upload["id"] for upload, _, _ in run.completed}
-        deadline = time.monotonic() + VERIFY_TIMEOUT
-        while True:
-            rows = verifications(topology)
-            pending = [i for i in completed_ids if rows.get(i, ["", ""])[1] == ""]
-            if not pending or time.monotonic() > deadline:
-                break
-            time.sleep(1)
-        run.mark("every upload verified")
+    # The worker verifies every completed upload (an event per upload: its row says so).
+    completed_ids = {upload["id"] for upload, _, _ in run.completed}
+    deadline = time.monotonic() + VERIFY_TIMEOUT
+    while True:
+        rows = verifications(topology)
+        pending = [i for i in completed_ids if rows.get(i, ["", ""])[1] == ""]
+        if not pending or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    run.mark("every upload verified")
 
-        # A node killed after S3 created a multipart upload but before its row committed
-        # leaves an orphan: no row knows it. The sweep beat sends hourly aborts it (sent here
-        # through the broker as beat does, until S3 holds no multipart upload).
-        def in_s3() -> list[str]:
-            listed = s3.list_multipart_uploads(Bucket=node.bucket).get("Uploads", [])
-            return [item["Key"] for item in listed]
+    # A node killed after S3 created a multipart upload but before its row committed
+    # leaves an orphan: no row knows it. The sweep beat sends hourly aborts it (sent here
+    # through the broker as beat does, until S3 holds no multipart upload).
+    def in_s3() -> list[str]:
+        listed = s3.list_multipart_uploads(Bucket=node.bucket).get("Uploads", [])
+        return [item["Key"] for item in listed]
 
-        orphans = in_s3()
-        known = [key for key in orphans if key.split("/")[1] in rows]
-        deadline = time.monotonic() + VERIFY_TIMEOUT
-        while in_s3() and time.monotonic() < deadline:
-            out = node.manage("shell", "--no-imports", "-c", _SWEEP)
-            task = next(line for line in out.splitlines() if line.startswith("TASK="))[5:]
-            topology.worker.wait_for(f"[{task}] succeeded")  # type: ignore[union-attr]
-        left_in_s3 = in_s3()
-        run.mark("orphans swept")
+    orphans = in_s3()
+    known = [key for key in orphans if key.split("/")[1] in rows]
+    deadline = time.monotonic() + VERIFY_TIMEOUT
+    while in_s3() and time.monotonic() < deadline:
+        out = node.manage("shell", "--no-imports", "-c", _SWEEP)
+        task = next(line for line in out.splitlines() if line.startswith("TASK="))[5:]
+        topology.worker.wait_for(f"[{task}] succeeded")
+    left_in_s3 = in_s3()
+    run.mark("orphans swept")
 
-        served = list(topology.front.served)
-        figures = {
-            "clients": CLIENTS,
-            "uploads": CLIENTS * UPLOADS_PER_CLIENT,
-            "completed": len(run.completed),
-            "gave_up": Counter(kind for _, kind in run.gave_up),
-            "bytes": sum(size for _, _, size in run.completed),
-            "wall_seconds": round(wall, 1),
-            "events_at_seconds": run.events,
-            "answers": Counter(f"{s.status} {s.code}".strip() for s in served),
-            "by_node": Counter(str(s.node) for s in served),
-            "refused_connections_passed_on": len(topology.front.skipped),
-            "orphaned_multipart_uploads_swept": len(orphans),
-            "endpoints": {
-                name: percentiles(values) for name, values in sorted(_by_endpoint(served).items())
-            },
-        }
-        (tmp_path / "topology-figures.json").write_text(json.dumps(figures, indent=2))
-        print_figures(figures)
-        health = [healthy(node.url) for node in topology.nodes]
-        logs = topology.logs()
-    finally:
-        topology.stop()
+    served = list(topology.front.served)
+    figures = {
+        "clients": CLIENTS,
+        "uploads": CLIENTS * UPLOADS_PER_CLIENT,
+        "completed": len(run.completed),
+        "gave_up": Counter(kind for _, kind in run.gave_up),
+        "bytes": sum(size for _, _, size in run.completed),
+        "wall_seconds": round(wall, 1),
+        "events_at_seconds": run.events,
+        "answers": Counter(f"{s.status} {s.code}".strip() for s in served),
+        "by_node": Counter(str(s.node) for s in served),
+        "refused_connections_passed_on": len(topology.front.skipped),
+        "orphaned_multipart_uploads_swept": len(orphans),
+        "endpoints": {
+            name: percentiles(values) for name, values in sorted(_by_endpoint(served).items())
+        },
+    }
+    (tmp_path / "topology-figures.json").write_text(json.dumps(figures, indent=2))
+    print_figures(figures)
+    health = [healthy(node.url) for node in topology.nodes]
+    logs = topology.logs()
 
     assert run.chaos_error == "", run.chaos_error
     assert health == [True, True], "a node did not come back healthy"
