@@ -239,9 +239,13 @@ class SeaweedFSCluster:
         self.processes[self.volume_name(number)].start()
         wait_until(self._both_volumes_counted, START_TIMEOUT, "both volume servers")
 
-    def stop(self) -> None:
+    def stop(self, *, graceful: bool = True) -> None:
+        """Stop every piece, S3 gateway first; `graceful=False` kills them (data thrown away)."""
         for process in reversed(list(self.processes.values())):
-            process.stop()
+            if graceful:
+                process.stop()
+            else:
+                process.kill()
 
     def logs(self) -> str:
         """The tail of every piece's log, for a failing test's message."""

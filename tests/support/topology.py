@@ -151,7 +151,7 @@ class Topology:
             self.front.stop()
         for node in self.nodes:
             node.stop()
-        self.cluster.stop()
+        self.cluster.stop(graceful=False)  # its data is the test's, thrown away
 
     def logs(self) -> str:
         """Every process's log tail, for an assertion's message."""

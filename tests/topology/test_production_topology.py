@@ -5,15 +5,17 @@ cluster (master, two volume servers with replication 001, filer, S3 gateway), tw
 nodes on one PostgreSQL database, Redis as broker and cache, a Celery worker and beat, and a
 round-robin front, so one client's consecutive calls (create, sign, report, complete) land on
 alternate nodes. Twenty clients (partwise_client, the CLI's engine, SHA-256 per part) upload
-files of mixed sizes. When ten uploads have completed, node 1 is SIGKILLed, and restarted once
-three more have completed on node 0 alone; when twenty-five have completed, a volume server is
-SIGKILLed and restarted a few seconds later (the master notices at once; writes wait for it).
+files of mixed sizes, in two rounds. The first is calm: the figures' baseline. In the second,
+when ten uploads have completed, node 1 is SIGKILLed, and restarted once three more have
+completed on node 0 alone; when twenty-five have completed, a volume server is SIGKILLed and
+restarted a few seconds later (the master notices at once; writes wait for it).
 
 Every upload must end completed with its object's SHA-256 equal to the file's (or, if a client
 gave up, with nothing left in S3 and the client told so); no API answer is a 5xx other than a
-502/503 carrying a JSON `code`; the worker verifies every completed upload. The figures (uploads,
-bytes, answers by kind, p50/p99 per endpoint, what the kills cost) are printed like the
-benchmarks' and written to topology-figures.json; docs/scaling.md quotes them. Only in the
+502/503 carrying a JSON `code`, and none at all in the calm round; the worker verifies every
+completed upload. The figures of both rounds (uploads, bytes, answers by kind, p50/p99 per
+endpoint, the wall time with failures over the calm one) are printed like the benchmarks' and
+written to topology-figures.json; docs/scaling.md quotes them. Only in the
 PostgreSQL pass, with Redis (both set by CI).
 """
 
@@ -77,14 +79,37 @@ def file_size(client: int, number: int) -> int:
 
 @dataclass
 class Run:
-    """What the clients did, and when the scenario's events happened."""
+    """One round: what the clients did, what the front served, when the chaos's events came."""
 
+    label: str
     completed: list[tuple[dict[str, Any], str, int]] = field(default_factory=list)
     gave_up: list[tuple[str, str]] = field(default_factory=list)  # (file, error kind)
+    s3_puts: list[tuple[int, float]] = field(default_factory=list)  # (status, seconds)
     events: dict[str, float] = field(default_factory=dict)
     chaos_error: str = ""
     started: float = field(default_factory=time.perf_counter)
     changed: threading.Condition = field(default_factory=threading.Condition)
+    served: list[Served] = field(default_factory=list)
+    wall: float = 0.0
+
+    def figures(self) -> dict[str, Any]:
+        """Uploads, bytes, answers by kind and latency per endpoint, as the benches print."""
+        endpoints = {
+            name: percentiles(seconds)
+            for name, seconds in sorted(_by_endpoint(self.served).items())
+        }
+        endpoints["put (S3)"] = percentiles([seconds for _, seconds in self.s3_puts])
+        return {
+            "completed": len(self.completed),
+            "gave_up": Counter(kind for _, kind in self.gave_up),
+            "bytes": sum(size for _, _, size in self.completed),
+            "wall_seconds": round(self.wall, 1),
+            "events_at_seconds": self.events,
+            "answers": Counter(f"{s.status} {s.code}".strip() for s in self.served),
+            "s3_put_answers": Counter(str(status) for status, _ in self.s3_puts),
+            "by_node": Counter(str(s.node) for s in self.served),
+            "endpoints": endpoints,
+        }
 
     def mark(self, event: str) -> None:
         self.events[event] = round(time.perf_counter() - self.started, 2)
@@ -97,8 +122,16 @@ class Run:
 
 def run_client(front: str, key: str, client: int, folder: Path, run: Run) -> None:
     uploader = Uploader(PartwiseApi(front, key), concurrency=2, part_size=PART_SIZE)
+
+    def timed(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if response.request.method == "PUT":  # a part, straight to the S3 gateway
+            with run.changed:
+                run.s3_puts.append((response.status_code, response.elapsed.total_seconds()))
+
+    uploader.api.session.hooks["response"].append(timed)
     for number in range(UPLOADS_PER_CLIENT):
-        data = random.Random(f"{client}/{number}").randbytes(file_size(client, number))
+        seed = f"{run.label}/{client}/{number}"  # each round's files differ
+        data = random.Random(seed).randbytes(file_size(client, number))
         path = folder / f"client{client}-{number}.bin"
         path.write_bytes(data)
         try:
@@ -177,6 +210,29 @@ def verifications(topology: Topology) -> dict[str, list[str]]:
     return values
 
 
+def upload_round(topology: Topology, keys: list[str], folder: Path, *, failing: bool) -> Run:
+    """Every client uploads its files through the front; with `failing`, the chaos runs too."""
+    assert topology.front is not None
+    folder.mkdir()
+    run = Run(label="with failures" if failing else "calm")
+    first = len(topology.front.served)
+    chaos_thread = threading.Thread(target=chaos, args=(topology, run), daemon=True)
+    if failing:
+        chaos_thread.start()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        for future in [
+            pool.submit(run_client, topology.front.url, key, n, folder, run)
+            for n, key in enumerate(keys)
+        ]:
+            future.result()
+    run.mark("clients done")
+    if failing:
+        chaos_thread.join(CHAOS_TIMEOUT)
+    run.wall = time.perf_counter() - run.started
+    run.served = topology.front.served[first:]
+    return run
+
+
 def test_uploads_survive_a_dead_django_node_and_a_dead_volume_server_with_every_byte_intact(
     topology: Topology, tmp_path
 ):
@@ -184,31 +240,23 @@ def test_uploads_survive_a_dead_django_node_and_a_dead_volume_server_with_every_
     assert topology.worker is not None
     node = topology.nodes[0]
     keys = node.tokens_for_new_users(CLIENTS, prefix="topology")
-    files = tmp_path / "files"
-    files.mkdir()
-    run = Run()
-    chaos_thread = threading.Thread(target=chaos, args=(topology, run), daemon=True)
-    chaos_thread.start()
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        for future in [
-            pool.submit(run_client, topology.front.url, key, n, files, run)
-            for n, key in enumerate(keys)
-        ]:
-            future.result()
-    run.mark("clients done")
-    chaos_thread.join(CHAOS_TIMEOUT)
-    wall = time.perf_counter() - run.started
+    # The same clients and sizes twice: first with nothing failing (the baseline of the
+    # figures), then with a Django node and a volume server killed and restarted mid-run.
+    calm = upload_round(topology, keys, tmp_path / "calm", failing=False)
+    failing = upload_round(topology, keys, tmp_path / "failing", failing=True)
+    rounds = [calm, failing]
+    everything = [upload for run in rounds for upload in run.completed]
 
     # Every completed object, read back from the cluster, is the file that was sent.
     s3 = client_of(topology.cluster)  # type: ignore[arg-type]
     corrupted = []
-    for upload, sha256, size in run.completed:
+    for upload, sha256, size in everything:
         body = s3.get_object(Bucket=node.bucket, Key=upload["key"])["Body"].read()
         if hashlib.sha256(body).hexdigest() != sha256 or len(body) != size:
             corrupted.append(upload["id"])
 
     # The worker verifies every completed upload (an event per upload: its row says so).
-    completed_ids = {upload["id"] for upload, _, _ in run.completed}
+    completed_ids = {upload["id"] for upload, _, _ in everything}
     deadline = time.monotonic() + VERIFY_TIMEOUT
     while True:
         rows = verifications(topology)
@@ -216,7 +264,6 @@ def test_uploads_survive_a_dead_django_node_and_a_dead_volume_server_with_every_
         if not pending or time.monotonic() > deadline:
             break
         time.sleep(1)
-    run.mark("every upload verified")
 
     # A node killed after S3 created a multipart upload but before its row committed
     # leaves an orphan: no row knows it. The sweep beat sends hourly aborts it (sent here
@@ -233,43 +280,43 @@ def test_uploads_survive_a_dead_django_node_and_a_dead_volume_server_with_every_
         task = next(line for line in out.splitlines() if line.startswith("TASK="))[5:]
         topology.worker.wait_for(f"[{task}] succeeded")
     left_in_s3 = in_s3()
-    run.mark("orphans swept")
 
-    served = list(topology.front.served)
     figures = {
         "clients": CLIENTS,
-        "uploads": CLIENTS * UPLOADS_PER_CLIENT,
-        "completed": len(run.completed),
-        "gave_up": Counter(kind for _, kind in run.gave_up),
-        "bytes": sum(size for _, _, size in run.completed),
-        "wall_seconds": round(wall, 1),
-        "events_at_seconds": run.events,
-        "answers": Counter(f"{s.status} {s.code}".strip() for s in served),
-        "by_node": Counter(str(s.node) for s in served),
+        "uploads_per_round": CLIENTS * UPLOADS_PER_CLIENT,
+        "rounds": {run.label: run.figures() for run in rounds},
         "refused_connections_passed_on": len(topology.front.skipped),
         "orphaned_multipart_uploads_swept": len(orphans),
-        "endpoints": {
-            name: percentiles(values) for name, values in sorted(_by_endpoint(served).items())
-        },
     }
     (tmp_path / "topology-figures.json").write_text(json.dumps(figures, indent=2))
     print_figures(figures)
     health = [healthy(node.url) for node in topology.nodes]
     logs = topology.logs()
 
-    assert run.chaos_error == "", run.chaos_error
+    assert failing.chaos_error == "", failing.chaos_error
     assert health == [True, True], "a node did not come back healthy"
-    assert set(run.events) >= {"node 1 killed", "node 1 back", "volume 2 killed", "volume 2 back"}
+    assert set(failing.events) >= {
+        "node 1 killed",
+        "node 1 back",
+        "volume 2 killed",
+        "volume 2 back",
+    }
     assert topology.front.skipped, "node 1's death was never met: the scenario proved nothing"
     assert corrupted == []
-    assert all(upload["checksum_algorithm"] == "SHA256" for upload, _, _ in run.completed)
-    assert len(run.completed) + len(run.gave_up) == CLIENTS * UPLOADS_PER_CLIENT
+    assert all(upload["checksum_algorithm"] == "SHA256" for upload, _, _ in everything)
+    for run in rounds:
+        assert len(run.completed) + len(run.gave_up) == CLIENTS * UPLOADS_PER_CLIENT, run.label
+    assert calm.gave_up == [], "nothing failed, yet a client gave up"
     assert known == [], f"multipart uploads a row still holds: {known}"
     assert left_in_s3 == [], "the sweep left orphaned parts in S3"
     unexplained = [
-        s for s in served if s.status >= 500 and (s.status not in (502, 503) or not s.code)
+        served
+        for run in rounds
+        for served in run.served
+        if served.status >= 500 and (served.status not in (502, 503) or not served.code)
     ]
     assert unexplained == [], unexplained
+    assert [s for s in calm.served if s.status >= 500] == [], "5xx with nothing failing"
     assert pending == [], f"never verified: {pending}\n{logs}"
     assert {tuple(rows[i]) for i in completed_ids} == {("completed", "ok")}, logs
 
@@ -282,20 +329,28 @@ def _by_endpoint(served: list[Served]) -> dict[str, list[float]]:
 
 
 def print_figures(figures: dict[str, Any]) -> None:
+    calm, failing = figures["rounds"]["calm"], figures["rounds"]["with failures"]
     print(
-        f"\ntopology: {figures['completed']} of {figures['uploads']} uploads completed "
-        f"({figures['bytes'] / MiB:.0f} MiB) by {figures['clients']} clients in "
-        f"{figures['wall_seconds']} s; gave up: {dict(figures['gave_up']) or 'none'}"
+        f"\ntopology: {figures['clients']} clients, {figures['uploads_per_round']} uploads a round"
     )
-    print(f"events (s): {figures['events_at_seconds']}")
-    print(
-        f"answers: {dict(figures['answers'])}; by node: {dict(figures['by_node'])}; "
-        f"refused connections passed on: {figures['refused_connections_passed_on']}; "
-        f"orphans swept: {figures['orphaned_multipart_uploads_swept']}"
-    )
-    print(f"{'endpoint':10} {'n':>5} {'p50':>9} {'p99':>9} {'max':>9}")
-    for name, row in figures["endpoints"].items():
+    for label, row in figures["rounds"].items():
         print(
-            f"{name:10} {row['n']:5} {row['p50_ms']:7.1f}ms {row['p99_ms']:7.1f}ms "
-            f"{row['max_ms']:7.1f}ms"
+            f"{label:14} {row['completed']} completed ({row['bytes'] / MiB:.0f} MiB) in "
+            f"{row['wall_seconds']} s; gave up: {dict(row['gave_up']) or 'none'}; "
+            f"answers {dict(row['answers'])}; S3 PUTs {dict(row['s3_put_answers'])}"
+        )
+    print(f"events (s): {failing['events_at_seconds']}")
+    print(
+        f"refused connections passed on: {figures['refused_connections_passed_on']}; "
+        f"orphans swept: {figures['orphaned_multipart_uploads_swept']}; "
+        f"wall with failures / calm: {failing['wall_seconds'] / calm['wall_seconds']:.2f}"
+    )
+    print(
+        f"{'endpoint':10} {'n':>4} {'p50 calm':>9} {'p99 calm':>9} {'p50 fail':>9} {'p99 fail':>9}"
+    )
+    for name, row in failing["endpoints"].items():
+        base = calm["endpoints"].get(name, {"n": 0, "p50_ms": 0.0, "p99_ms": 0.0})
+        print(
+            f"{name:10} {row['n']:4} {base['p50_ms']:7.0f}ms {base['p99_ms']:7.0f}ms "
+            f"{row['p50_ms']:7.0f}ms {row['p99_ms']:7.0f}ms"
         )
