@@ -233,6 +233,9 @@ UPLOADS_CORS_ORIGINS = env.list(
 UPLOADS_ORPHAN_GRACE = env.int("UPLOADS_ORPHAN_GRACE", default=24 * 3600)
 # A settled upload's part rows are pruned this long after it settled (docs/scaling.md).
 UPLOADS_PARTS_KEPT_FOR = env.int("UPLOADS_PARTS_KEPT_FOR", default=7 * 24 * 3600)
+# A completed upload unverified this long after completing is announced again (its
+# verification and webhook were lost with a dying process or broker).
+UPLOADS_VERIFY_OVERDUE_AFTER = env.int("UPLOADS_VERIFY_OVERDUE_AFTER", default=3600)
 # Optional: POST a JSON event here when an upload completes, signed as Standard Webhooks says
 # with the secret, a `whsec_…` one (README's "Completion webhook").
 UPLOADS_WEBHOOK_URL = env.str("UPLOADS_WEBHOOK_URL", default="")
@@ -274,9 +277,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "uploads.tasks.reconcile_orphans",
         "schedule": timedelta(hours=1),
     },
-    # A verification whose task was lost (a broker restart) is queued again after an hour.
-    "verify-overdue-uploads": {
-        "task": "uploads.tasks.verify_overdue_uploads",
+    # A completion whose announcement (verification, webhook) was lost is announced again.
+    "resend-lost-completions": {
+        "task": "uploads.tasks.resend_lost_completions",
         "schedule": timedelta(hours=1),
     },
     # Part rows are the largest table; those of uploads settled past UPLOADS_PARTS_KEPT_FOR go.

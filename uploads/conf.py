@@ -27,6 +27,7 @@ KNOWN_SETTINGS = frozenset(
         "UPLOADS_CORS_ORIGINS",
         "UPLOADS_ORPHAN_GRACE",
         "UPLOADS_PARTS_KEPT_FOR",
+        "UPLOADS_VERIFY_OVERDUE_AFTER",
         "UPLOADS_WEBHOOK_URL",
         "UPLOADS_WEBHOOK_SECRET",
         "UPLOADS_USER_MAX_OPEN_UPLOADS",
@@ -59,6 +60,10 @@ DEFAULTS: dict[str, Any] = {
     # rows; then `prune_settled_parts` deletes them, keeping a completed upload's first and
     # last part, which clients hash to prove a local file is the one uploaded.
     "UPLOADS_PARTS_KEPT_FOR": 7 * 24 * 3600,
+    # A completed upload is verified seconds after completing; one still unverified this long
+    # after lost its announcement (a process killed between commit and publish, a broker
+    # restart), and the hourly `resend_lost_completions` announces it again.
+    "UPLOADS_VERIFY_OVERDUE_AFTER": 3600,
     "UPLOADS_WEBHOOK_URL": "",
     "UPLOADS_WEBHOOK_SECRET": "",
     "UPLOADS_USER_MAX_OPEN_UPLOADS": 100,
@@ -93,6 +98,7 @@ class UploadSettings:
     cors_origins: tuple[str, ...]
     orphan_grace: int
     parts_kept_for: int
+    verify_overdue_after: int
     webhook_url: str
     webhook_secret: str
     user_max_open_uploads: int
@@ -118,6 +124,7 @@ def upload_settings() -> UploadSettings:
         cors_origins=tuple(_setting("UPLOADS_CORS_ORIGINS")),
         orphan_grace=_setting("UPLOADS_ORPHAN_GRACE"),
         parts_kept_for=_setting("UPLOADS_PARTS_KEPT_FOR"),
+        verify_overdue_after=_setting("UPLOADS_VERIFY_OVERDUE_AFTER"),
         webhook_url=_setting("UPLOADS_WEBHOOK_URL"),
         webhook_secret=_setting("UPLOADS_WEBHOOK_SECRET"),
         user_max_open_uploads=_setting("UPLOADS_USER_MAX_OPEN_UPLOADS"),

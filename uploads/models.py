@@ -105,7 +105,7 @@ class Upload(models.Model):
                 condition=Q(parts_pruned_at__isnull=True),
                 name="upload_parts_to_prune",
             ),
-            # The overdue-verification sweep's look-up: completed, never verified.
+            # resend_lost_completions' look-up: completed, never verified.
             models.Index(
                 fields=["completed_at"],
                 condition=Q(status="completed", verification=""),

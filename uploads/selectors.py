@@ -146,18 +146,15 @@ def unverified() -> Q:
     return Q(integrity=Upload.Integrity.NONE) | Q(integrity="", checksum_algorithm="")
 
 
-# A completed upload is verified seconds after completion; one still unverified an hour later
-# lost its task (a broker restart, a worker killed past its retries).
-VERIFICATION_OVERDUE_AFTER = timedelta(hours=1)
-
-
-def verification_overdue(now: datetime | None = None, *, limit: int = 1000) -> list[str]:
-    """Ids of completed uploads whose verification never ran, oldest first (at most `limit`)."""
-    cutoff = (now or timezone.now()) - VERIFICATION_OVERDUE_AFTER
+def verification_overdue(now: datetime | None = None, *, limit: int = 1000) -> QuerySet[Upload]:
+    """Completed uploads still unverified UPLOADS_VERIFY_OVERDUE_AFTER after completing, oldest
+    first (at most `limit`): their announcement was lost (services.resend_lost_completions)."""
+    after = timedelta(seconds=upload_settings().verify_overdue_after)
+    cutoff = (now or timezone.now()) - after
     overdue = Upload.objects.filter(
         status=Status.COMPLETED, verification="", completed_at__lt=cutoff
-    ).order_by("completed_at")
-    return [str(pk) for pk in overdue.values_list("pk", flat=True)[:limit]]
+    ).select_related("owner")
+    return overdue.order_by("completed_at")[:limit]
 
 
 def stale(now: datetime | None = None) -> Q:

@@ -2,7 +2,7 @@
 
 Retries and logging live here; every rule lives in the services, which tests call directly.
 `expire_stale_uploads`, `reconcile_orphans`, `prune_settled_parts` and
-`verify_overdue_uploads` run from beat (CELERY_BEAT_SCHEDULE in settings).
+`resend_lost_completions` run from beat (CELERY_BEAT_SCHEDULE in settings).
 `verify_upload` and `deliver_webhook` are queued by the `upload_completed` receivers below:
 services send the signal once a completion commits and never import this module.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from celery import shared_task
 from django.dispatch import receiver
 
-from . import selectors, services, webhooks
+from . import services, webhooks
 from .conf import upload_settings
 from .exceptions import StorageBusy, StorageUnreachable, WebhookFailed
 from .models import Upload
@@ -55,12 +55,9 @@ def reconcile_orphans() -> int:
 
 
 @shared_task
-def verify_overdue_uploads() -> int:
-    """Queue verification again for completed uploads whose task was lost; returns how many."""
-    overdue = selectors.verification_overdue()
-    for upload_id in overdue:
-        verify_upload.delay(upload_id)
-    return len(overdue)
+def resend_lost_completions() -> int:
+    """Announce again the completions whose verification never ran; returns how many."""
+    return services.resend_lost_completions()
 
 
 @shared_task

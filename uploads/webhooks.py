@@ -47,10 +47,16 @@ TIMEOUT = 10  # seconds; a slow receiver is retried rather than holding a worker
 RETRY_STATUSES = frozenset({408, 429})
 
 
+# Event ids are derived from the upload: a completion announced again (its first announcement
+# lost with a dying process, services.resend_lost_completions) is the same event, which a
+# receiver that keeps the webhook-ids it handled ignores.
+EVENT_NAMESPACE = uuid.UUID("6f1c2a52-8d1e-4c4b-9d62-0c8a3b7f5e21")
+
+
 def completed_event(upload: Upload) -> dict[str, Any]:
     """The `upload.completed` event for an upload, as JSON-ready data."""
     return {
-        "id": str(uuid.uuid4()),
+        "id": str(uuid.uuid5(EVENT_NAMESPACE, f"{EVENT_COMPLETED}:{upload.pk}")),
         "type": EVENT_COMPLETED,
         "created_at": timezone.now().isoformat(),
         "data": {

@@ -9,6 +9,7 @@ variables, as in production; `Topology.start()` returns once each of them answer
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -63,8 +64,16 @@ class CeleryProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def wait_for(self, sign: str, timeout: float = START_TIMEOUT) -> None:
-        """Until `sign` (e.g. "[<task id>] succeeded") is in its log."""
+        """Until `sign` (e.g. " ready.") is in its log."""
         wait_until(lambda: sign in self.log(), timeout, sign, alive=self.running, log=self.log)
+
+    def result_of(self, task_id: str, timeout: float = START_TIMEOUT) -> str:
+        """What a task returned, once the worker logs that it succeeded."""
+        pattern = re.compile(rf"\[{re.escape(task_id)}\] succeeded in [\d.]+s: (.*)")
+        self.wait_for(f"[{task_id}] succeeded", timeout)
+        found = pattern.search(self.log())
+        assert found is not None
+        return found.group(1).strip()
 
     def stop(self) -> None:
         if self.running():
@@ -119,6 +128,9 @@ class Topology:
             # A node killed between S3's CreateMultipartUpload and the row's commit leaves an
             # orphan; the test runs the sweep once the clients are done, with a short grace.
             "UPLOADS_ORPHAN_GRACE": "5",
+            # A node killed between a completion's commit and its announcement leaves the
+            # upload unverified; the test runs the resend sweep with a short delay too.
+            "UPLOADS_VERIFY_OVERDUE_AFTER": "5",
         }
         # Node 0 prepares the database (migrate, users, bucket, CORS, the store's probe), as
         # the release step of docs/deployment.md does once; node 1 only starts on it.
@@ -142,6 +154,15 @@ class Topology:
             ["--loglevel=INFO", f"--schedule={self.root / 'celerybeat-schedule'}"],
             "beat: Starting...",
         ).start()
+
+    def send_as_beat(self, task: str) -> str:
+        """Send the periodic task `task` (of uploads.tasks) through the broker, as beat does on
+        its schedule; what the worker says it returned."""
+        script = f"from uploads import tasks; print('TASK=' + tasks.{task}.delay().id)"
+        out = self.nodes[0].manage("shell", "--no-imports", "-c", script)
+        task_id = next(line for line in out.splitlines() if line.startswith("TASK="))[5:]
+        assert self.worker is not None
+        return self.worker.result_of(task_id)
 
     def stop(self) -> None:
         for process in (self.beat, self.worker):

@@ -11,7 +11,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from project.celery import app as celery_app
-from tests.factories import UploadFactory, start_in_s3
+from tests.factories import UploadFactory, UserFactory, start_in_s3
 from tests.support.s3_faults import s3_error
 from tests.webhook_receiver import WebhookReceiver, running_receiver
 from uploads import services, tasks
@@ -105,7 +105,7 @@ def test_the_beat_schedule_names_registered_tasks():
         "uploads.tasks.expire_stale_uploads",
         "uploads.tasks.reconcile_orphans",
         "uploads.tasks.prune_settled_parts",
-        "uploads.tasks.verify_overdue_uploads",
+        "uploads.tasks.resend_lost_completions",
     }
     assert names <= set(celery_app.tasks)
 
@@ -319,18 +319,50 @@ def test_an_unreachable_webhook_raises_for_a_retry(settings):
         tasks.deliver_webhook(event())
 
 
-# --- verification whose task was lost --------------------------------------------------------
-def test_a_completed_upload_left_unverified_for_an_hour_is_queued_for_verification_again(
-    db, monkeypatch
-):
-    queued: list[str] = []
-    monkeypatch.setattr(tasks.verify_upload, "delay", queued.append)
-    an_hour_ago = timezone.now() - timedelta(hours=1, minutes=1)
-    lost = UploadFactory(completed=True, completed_at=an_hour_ago)
-    UploadFactory(completed=True)  # its task may still be on its way
-    UploadFactory(completed=True, completed_at=an_hour_ago, verification="ok")
-    UploadFactory(completed=True, completed_at=an_hour_ago, verification="mismatch")
-    UploadFactory(status="uploading")
+# --- completions whose announcement was lost ------------------------------------------------
+def test_a_completion_unverified_past_the_setting_is_announced_again(db, settings):
+    settings.UPLOADS_VERIFY_OVERDUE_AFTER = 3600
+    announced: list[str] = []
 
-    assert tasks.verify_overdue_uploads() == 1
-    assert queued == [str(lost.pk)]
+    @receiver(upload_completed, dispatch_uid="test-announced")
+    def record(sender, upload, **kwargs) -> None:
+        announced.append(str(upload.pk))
+
+    try:
+        an_hour_ago = timezone.now() - timedelta(hours=1, minutes=1)
+        lost = UploadFactory(completed=True, completed_at=an_hour_ago)
+        UploadFactory(completed=True)  # its announcement may still be on its way
+        UploadFactory(completed=True, completed_at=an_hour_ago, verification="ok")
+        UploadFactory(completed=True, completed_at=an_hour_ago, verification="mismatch")
+        UploadFactory(status="uploading")
+
+        assert tasks.resend_lost_completions() == 1
+    finally:
+        upload_completed.disconnect(dispatch_uid="test-announced")
+    assert announced == [str(lost.pk)]
+
+
+def test_an_announced_again_completion_is_verified_and_its_webhook_keeps_its_event_id(
+    db, storage, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    settings.UPLOADS_VERIFY_OVERDUE_AFTER = 0
+    settings.UPLOADS_WEBHOOK_URL, settings.UPLOADS_WEBHOOK_SECRET = "http://127.0.0.1:9/", SECRET
+    sent: list[dict] = []
+    monkeypatch.setattr(tasks.deliver_webhook, "delay", sent.append)
+    # The worker, run in this process: the queued verification runs at once.
+    monkeypatch.setattr(
+        tasks.verify_upload, "delay", lambda upload_id: tasks.verify_upload(upload_id)
+    )
+    upload = start_in_s3(UserFactory(), filename="a.bin", data=b"x" * 10)
+    with django_capture_on_commit_callbacks(execute=True):
+        upload = services.complete_upload(upload, by=upload.owner)
+    first_event = sent[0]["id"]
+    Upload.objects.filter(pk=upload.pk).update(verification="")  # as if its task was lost
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.resend_lost_completions() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.resend_lost_completions() == 0  # verified by now
+
+    assert Upload.objects.get(pk=upload.pk).verification == "ok"
+    assert [event["id"] for event in sent] == [first_event, first_event]

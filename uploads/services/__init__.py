@@ -60,6 +60,7 @@ from .verification import (
     composite_checksum,
     reconcile_upload,
     reconcile_uploads,
+    resend_lost_completions,
     settle_dead_completions,
     verify_upload,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "record_parts",
     "record_parts_and_complete",
     "record_store_profile",
+    "resend_lost_completions",
     "settle_dead_completions",
     "sign_batch",
     "sign_parts",

@@ -14,9 +14,11 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from .. import selectors
 from ..exceptions import PartMismatch, StorageFailed, UploadGone
 from ..integrity import Digest
 from ..models import Upload, UploadPart
+from ..signals import send_upload_completed
 from ..storage import MultipartStorage, StoredObject, get_storage
 from .cleanup import BatchResult
 from .completion import settle_from_object
@@ -208,3 +210,20 @@ def settle_dead_completions(
     cutoff = (now or timezone.now()) - COMPLETION_TAKEOVER_AFTER
     dead = Upload.objects.filter(status=Status.COMPLETING, updated_at__lt=cutoff)
     return reconcile_uploads(dead, storage=storage)
+
+
+def resend_lost_completions(*, now: datetime | None = None) -> int:
+    """Send `upload_completed` again for completed uploads whose verification never ran.
+
+    The signal goes out after the completion commits; a process killed in between (or a broker
+    that lost the messages) leaves a completed upload that is never verified and whose webhook
+    never leaves. Verification runs seconds after completion, so one still missing after
+    UPLOADS_VERIFY_OVERDUE_AFTER marks a lost announcement: announce it again. Verifying twice is
+    harmless, and the webhook event keeps its id, so a receiver ignores a duplicate. Returns
+    how many were announced.
+    """
+    overdue = list(selectors.verification_overdue(now))
+    for upload in overdue:
+        logger.warning("completion of %s was never verified: announcing it again", upload.key)
+        send_upload_completed(upload)
+    return len(overdue)
