@@ -104,7 +104,7 @@ class RoundRobinFront:
                 return
             finally:
                 connection.close()
-            code = _error_code(payload) if answer.status >= 500 else ""
+            code = _error_code(payload) if answer.status >= 400 else ""
             self._record(handler, index, answer.status, started, code)
             handler.send_response_only(answer.status, answer.reason)
             for name, value in answer.getheaders():
