@@ -182,9 +182,7 @@ class DjangoServer:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)  # its own session: the group is its own
             self.process.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self._close_log()
 
     def launch(self) -> DjangoServer:
         """Start runserver on the prepared database and wait until it answers."""
@@ -235,6 +233,9 @@ class DjangoServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._close_log()
+
+    def _close_log(self) -> None:
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -11,7 +11,6 @@ folder and port. It exposes `endpoint`, `access_key` and `secret_key`, as any te
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -52,7 +51,6 @@ class WeedProcess:
     arguments: list[str]
     log_path: Path
     ready: Callable[[], bool]
-    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
     _log: IO[bytes] | None = None
 
@@ -62,7 +60,6 @@ class WeedProcess:
             [weed_binary(), *self.arguments],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env},
             start_new_session=True,
         )
         wait_until(self.ready, timeout, f"weed {self.name}", alive=self.running, log=self.log)
