@@ -12,13 +12,20 @@ STAMP := $(VENV)/.installed
 # `make run PORT=8001` when 8000 is taken: rundev writes the bucket's CORS for the port served.
 PORT ?= 8000
 
+# Each pass of `make test` runs on this many pytest-xdist workers, one test file per worker at a
+# time (`--dist loadfile`: a file's module fixtures, such as its servers, start once). Every
+# server a test starts takes free ports and its own folders, so workers never meet.
+# `make test TEST_WORKERS=0` runs serially.
+TEST_WORKERS ?= 2
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile
+
 run: install
 	$(BIN)/python manage.py rundev --addr 127.0.0.1:$(PORT)
 
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest --timeout=600 --durations=10
+	$(BIN)/pytest $(PARALLEL) --timeout=600 --durations=10
 	@$(MAKE) --no-print-directory test-postgres
 	@if [ -f frontend/package.json ]; then \
 		if command -v node >/dev/null 2>&1; then \
@@ -43,12 +50,21 @@ test: install
 # Schemathesis runs here with a smaller budget (tests/integration/test_schemathesis.py).
 # PARTWISE_TEST_DATABASE_URL=postgres://user:password@127.0.0.1:5432/partwise (a role that may
 # create databases) and, for the Celery test's Redis broker, PARTWISE_TEST_REDIS_URL. CI sets both.
+# The load and topology tests run after the rest, alone on the machine: they print latency
+# figures (docs/scaling.md) and drive many clients against deadlines, neither of which should
+# share the two cores with another worker's tests.
+ALONE := load or topology
+ALONE_OFF := and not load and not topology
 test-postgres: install
 	@if [ -n "$$PARTWISE_TEST_DATABASE_URL" ]; then \
 		echo "pytest again on PostgreSQL (PARTWISE_TEST_DATABASE_URL), what the engine can change"; \
-		DATABASE_URL="$$PARTWISE_TEST_DATABASE_URL" $(BIN)/pytest --timeout=600 \
-			-m "not e2e and not engine_independent and not other_store" \
-			--durations=10; \
+		export DATABASE_URL="$$PARTWISE_TEST_DATABASE_URL"; status=0; \
+		$(BIN)/pytest $(PARALLEL) --timeout=600 --durations=10 \
+			-m "not e2e and not engine_independent and not other_store $(ALONE_OFF)" \
+			|| status=$$?; \
+		echo "pytest on PostgreSQL, alone: the load and topology tests (their figures are timings)"; \
+		$(BIN)/pytest --timeout=900 --durations=5 -m "$(ALONE)" || status=$$?; \
+		exit $$status; \
 	else \
 		echo "PARTWISE_TEST_DATABASE_URL is not set: SKIPPING the PostgreSQL pass" \
 			"(races and load tests need it; CI sets it, see README)"; \

@@ -33,7 +33,9 @@ BUCKET = "partwise-test"
 
 
 @pytest.fixture(scope="session")
-def django_db_modify_db_settings(tmp_path_factory) -> None:
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix: None, tmp_path_factory
+) -> None:
     """On SQLite, the test database is a file, not Django's default in-memory one.
 
     Servers in a thread of this process (pytest-django's live_server, the e2e tier's) share an
@@ -41,6 +43,10 @@ def django_db_modify_db_settings(tmp_path_factory) -> None:
     then break each other's transactions ("no such savepoint", "database table is locked"). A
     file gives each thread its own connection, with the settings' WAL mode and write lock at
     BEGIN, as `make run` has.
+
+    It keeps pytest-django's own step (the fixture it replaces): under pytest-xdist
+    (`make test`), each worker's test database gets the worker's suffix (test_partwise_gw0, …);
+    the SQLite file is per worker already, in the worker's own temporary folder.
     """
     database = django_settings.DATABASES["default"]
     if database["ENGINE"] == "django.db.backends.sqlite3":

@@ -13,6 +13,7 @@ import stat
 from io import StringIO
 from pathlib import Path
 
+import psutil
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
@@ -560,7 +561,8 @@ def test_a_taken_port_is_refused_naming_the_process_that_holds_it_and_how_to_sto
     assert message.startswith(
         f"Port {port} (Django) is already serving on 127.0.0.1: pid {os.getpid()} ("
     )
-    assert "pytest" in message  # this process's command line
+    # This process's command line (pytest's, or an xdist worker's `python -c …`).
+    assert f"({psutil.Process().cmdline()[0]} " in message
     assert message.endswith(
         f"Or pass --addr. To stop it: kill {os.getpid()} (or Ctrl+C in its terminal)."
     )
