@@ -54,13 +54,12 @@ test: install
 # figures (docs/scaling.md) and drive many clients against deadlines, neither of which should
 # share the two cores with another worker's tests.
 ALONE := load or topology
-ALONE_OFF := and not load and not topology
 test-postgres: install
 	@if [ -n "$$PARTWISE_TEST_DATABASE_URL" ]; then \
 		echo "pytest again on PostgreSQL (PARTWISE_TEST_DATABASE_URL), what the engine can change"; \
 		export DATABASE_URL="$$PARTWISE_TEST_DATABASE_URL"; status=0; \
 		$(BIN)/pytest $(PARALLEL) --timeout=600 --durations=10 \
-			-m "not e2e and not engine_independent and not other_store $(ALONE_OFF)" \
+			-m "not e2e and not engine_independent and not other_store and not ($(ALONE))" \
 			|| status=$$?; \
 		echo "pytest on PostgreSQL, alone: the load and topology tests (their figures are timings)"; \
 		$(BIN)/pytest --timeout=900 --durations=5 -m "$(ALONE)" || status=$$?; \
